@@ -1,0 +1,66 @@
+"""graft: transfer learning with pretrained vision models.
+
+The public API, imported lazily so that ``import graft`` stays fast:
+
+>>> import graft
+>>> model = graft.create_model("test_efficientnet", num_classes=3, pretrained=False)
+>>> graft.freeze(model, upto=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API: dict[str, str] = {
+    # models
+    "create_model": "graft.models",
+    "list_models": "graft.models",
+    "available_models": "graft.models",
+    "freeze": "graft.models",
+    "unfreeze": "graft.models",
+    "trainable_summary": "graft.models",
+    "param_groups": "graft.models",
+    # data
+    "scan_dataset": "graft.data",
+    "ImageDataset": "graft.data",
+    "build_transforms": "graft.data",
+    "dataset_stats": "graft.data",
+    "sample_dataset": "graft.data",
+    "load_image": "graft.data",
+    # bundles
+    "save_bundle": "graft.bundle",
+    "load_bundle": "graft.bundle",
+    # training
+    "fit": "graft.train",
+    "evaluate": "graft.train",
+    "predict": "graft.train",
+    "lr_find": "graft.train",
+    "FitConfig": "graft.train",
+    "ImageClassifier": "graft.train",
+    # features
+    "extract": "graft.features",
+    "Probe": "graft.features",
+    "probe": "graft.features",
+    "tune_allocator": "graft.runtime",
+    # errors
+    "GraftError": "graft.errors",
+}
+
+__all__ = sorted([*_API, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graft' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,69 @@
+"""The ``graft`` command line: a thin shell over the Python API.
+
+Each sub-command lives in its own module under :mod:`graft.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int``. This file only
+discovers them, parses, and turns a :class:`graft.errors.GraftError` into one clear message.
+
+Example:
+    $ graft models 'efficientnet*' --available
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import traceback
+from collections.abc import Sequence
+
+from graft import __version__
+from graft.errors import GraftError
+from graft.log import configure
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every command module found under :mod:`graft.commands`."""
+    parser = argparse.ArgumentParser(
+        prog="graft",
+        description="Transfer learning with pretrained vision models.",
+    )
+    parser.add_argument("--version", action="version", version=f"graft {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules():
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``graft`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure(args.verbose, args.quiet)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except GraftError as e:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"graft {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"graft {args.command}: interrupted; finished outputs are kept (use --resume where offered).", file=sys.stderr)
+        return 130
+
+
+def _command_modules() -> list:
+    import graft.commands as package
+
+    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+    return [importlib.import_module(f"graft.commands.{name}") for name in names]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
