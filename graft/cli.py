@@ -29,9 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transfer learning with pretrained vision models.",
     )
     parser.add_argument("--version", action="version", version=f"graft {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="errors only")
-    parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback on errors"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
         module.register(subparsers)
@@ -54,14 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"graft {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"graft {args.command}: interrupted; finished outputs are kept (use --resume where offered).", file=sys.stderr)
+        print(
+            f"graft {args.command}: interrupted; finished outputs are kept (use --resume where offered).",
+            file=sys.stderr,
+        )
         return 130
 
 
 def _command_modules() -> list:
     import graft.commands as package
 
-    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")
+    )
     return [importlib.import_module(f"graft.commands.{name}") for name in names]
 
 

@@ -34,7 +34,9 @@ T = TypeVar("T")
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise :class:`ConfigError`."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of option names to values, got {type(data).__name__}")
+        raise ConfigError(
+            f"{where}: expected a mapping of option names to values, got {type(data).__name__}"
+        )
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = [k for k in data if k.replace("-", "_") not in fields]
@@ -55,7 +57,9 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return _plain(dataclasses.asdict(obj))
 
 
-def load(cls: type[T], path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> T:
+def load(
+    cls: type[T], path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> T:
     """Read YAML ``path`` (optional) into ``cls``; ``overrides`` (e.g. CLI flags that were set) win."""
     data: dict[str, Any] = {}
     if path is not None:
@@ -104,7 +108,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value not in args:
             close = suggest(str(value), [str(a) for a in args])
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}.{hint}")
+            raise ConfigError(
+                f"{where}: {value!r} is not one of {', '.join(map(str, args))}.{hint}"
+            )
         return value
     if origin in (list, tuple):
         items = value if isinstance(value, (list, tuple)) else [value]

@@ -98,7 +98,9 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise GraftError(f"{path} is not valid JSON ({e}); it may be truncated or edited by hand.") from e
+        raise GraftError(
+            f"{path} is not valid JSON ({e}); it may be truncated or edited by hand."
+        ) from e
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -19,7 +19,9 @@ def get_logger(name: str = "graft") -> logging.Logger:
 
 def configure(verbose: int = 0, quiet: bool = False) -> None:
     """Send graft's log records to stderr: warnings by default, info with -v, debug with -vv."""
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    level = (
+        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
     root = logging.getLogger("graft")
     if not root.handlers:
         handler = logging.StreamHandler()
