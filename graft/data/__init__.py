@@ -17,9 +17,12 @@ from graft.data.dataset import (
 from graft.data.images import IMAGE_EXTENSIONS, ImageError, is_image_file, load_image
 from graft.data.samples import sample_dataset
 from graft.data.scan import Splits, scan_dataset, stratified_split
+from graft.data.stats import DatasetStats, dataset_stats
 from graft.data.transforms import build_transforms, parse_normalization, resolve_data_config
 
 __all__ = [
+    "DatasetStats",
+    "dataset_stats",
     "IMAGE_EXTENSIONS",
     "ImageDataset",
     "ImageError",

@@ -90,10 +90,16 @@ def decode_image(
     """Decode image bytes (see :func:`load_image`); ``path`` only names the file in errors."""
     if mode not in _VALID_MODES:
         raise ValueError(f"mode must be one of {_VALID_MODES}, got {mode!r}")
-    img = open_image(data, path)
+    return finish_image(open_image(data, path), path, mode)
+
+
+def finish_image(
+    img: Image.Image, path: str | os.PathLike, mode: str | None = "RGB"
+) -> Image.Image:
+    """Decode an image returned by :func:`open_image`: pixels, EXIF orientation, 8 bits, ``mode``."""
     try:
         img.load()
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageError(path, _decode_reason(e), str(e)) from e
     return to_mode(to_8bit(img), mode)
