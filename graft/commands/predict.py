@@ -1,0 +1,52 @@
+"""``graft predict BUNDLE PATHS...``: top-k classes for image files, folders or globs.
+
+Example:
+    $ graft predict runs/pets/bundle photos/ 'more/*.jpg' --top-k 3 --out preds.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="predict classes of images with a bundle (PyTorch, probe or ONNX)",
+        description="Predict top-k classes and probabilities for image files, folders (recursive) or globs. "
+        "Unreadable files are reported and skipped; the rest are predicted.",
+    )
+    p.add_argument(
+        "bundle", help="bundle folder (written by graft fit, graft probe or graft export)"
+    )
+    p.add_argument("paths", nargs="+", help="image files, folders or globs")
+    p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument(
+        "--out", help="write predictions to a .csv or .json file (default: CSV on stdout)"
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
+    p.add_argument("--device", default="cpu", help="torch device for PyTorch bundles (default cpu)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from graft.inference.prediction import predict, predictions_csv, write_predictions
+
+    preds = predict(
+        args.bundle,
+        args.paths,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        device=args.device,
+    )
+    if args.out:
+        write_predictions(preds, args.out)
+        print(f"{len(preds)} predictions written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(predictions_csv(preds))
+    for path, reason in preds.skipped:
+        print(f"skipped: {path} ({reason})", file=sys.stderr)
+    return 0
