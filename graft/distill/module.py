@@ -42,6 +42,8 @@ class DistillModule(GraftModule):
         self._distiller = [distiller]  # a list: the student is already registered as ``model``
         self.alpha = float(alpha)
         self.beta = float(beta)
+        if self.ema is not None:  # the EMA copy was deep-copied with the student's feature hooks
+            distiller.taps.strip_copies(self.ema)
 
     @property
     def distiller(self) -> Distiller:

@@ -120,6 +120,13 @@ class FeatureTaps:
             handle.remove()
         self._handles = []
 
+    def strip_copies(self, copy: nn.Module) -> None:
+        """Remove this object's hooks from ``copy``, a deep copy of the model (e.g. an EMA model)."""
+        ids = {handle.id for handle in self._handles}
+        for module in copy.modules():
+            for hook_id in ids & set(module._forward_hooks):
+                del module._forward_hooks[hook_id]
+
 
 def _first_tensor(output, name: str) -> Tensor:
     if isinstance(output, Tensor):
