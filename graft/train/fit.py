@@ -1,0 +1,298 @@
+"""``fit``: one call from an image folder to a trained bundle, on Lightning.
+
+Steps: resolve the config -> scan the data -> build the model -> make the recipe's plan -> train with
+a Lightning ``Trainer`` (checkpoints, CSV log, early stopping, progressive unfreezing) -> keep the
+best weights -> test -> write the bundle and the run folder::
+
+    run/
+      config.yaml        resolved options (reload with FitConfig.load(run / "config.yaml"))
+      checkpoints/       last.ckpt (resume point) and best.ckpt (best validation metric)
+      metrics.csv        one row per epoch: phase, losses, accuracies, learning rate
+      metrics.json       final metrics
+      skipped.tsv        files that could not be read (path, reason)
+      bundle/            model.safetensors + model.json (graft.bundle)
+
+Example:
+    >>> result = fit("data/pets", model="efficientnet_lite0", epochs=5, out="runs/pets")  # doctest: +SKIP
+    >>> result.metrics["test_acc"]  # doctest: +SKIP
+    0.93
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from graft.errors import ConfigError, GraftError
+from graft.io import write_json
+from graft.log import get_logger
+from graft.train.config import FitConfig
+from graft.train.datamodule import FitDataModule
+from graft.train.frozen_cache import cache_head_inputs, can_cache, head_suffix
+from graft.train.groups import ModelGroups
+from graft.train.module import GraftModule
+from graft.train.outputs import save_trained_bundle, write_history
+from graft.train.recipes import Plan, build_plan
+from graft.train.trainer import make_trainer
+
+log = get_logger("graft.train")
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` produced: folders, final metrics and the per-epoch history."""
+
+    run_dir: Path
+    bundle: Path
+    metrics: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    config: FitConfig | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fit(
+    data: str | None = None,
+    *,
+    config: FitConfig | None = None,
+    callbacks: list[pl.Callback] | None = None,
+    **options: Any,
+) -> FitResult:
+    """Fine-tune a pretrained model on the images under ``data``; see :class:`FitConfig` for options.
+
+    Example:
+        >>> r = fit("data/flowers", recipe="auto", out="runs/flowers")  # doctest: +SKIP
+        >>> r.bundle  # doctest: +SKIP
+        PosixPath('runs/flowers/bundle')
+    """
+    cfg = resolve_config(data, config, options)
+    _tune_allocator()
+    run = prepare_run_dir(cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    splits = _scan(cfg)
+    model = create_model(cfg, splits.num_classes)
+    data_cfg = _data_config(cfg, model, splits)
+    groups = ModelGroups.of(model)
+    plan = make_plan(cfg, groups, len(splits.train))
+    module = _make_module(cfg, model, splits, groups)
+    dm = _make_datamodule(cfg, splits, data_cfg, plan)
+    _setup_cache(cfg, module, dm, plan, groups)
+    trainer, checkpoints = make_trainer(
+        cfg, run, plan, callbacks, steps_per_epoch=len(dm.train_set) // cfg.batch_size
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=_resume_path(cfg, run), weights_only=True)
+    if trainer.interrupted:
+        raise GraftError(f"training was interrupted; resume with `graft fit --resume --out {run}`.")
+    seconds = time.perf_counter() - started
+    history = write_history(run, plan)
+    _load_best(module, checkpoints, cfg)
+    metrics = _final_metrics(trainer, module, dm, seconds, len(splits.train), plan)
+    events = trainer.callbacks[0].events if trainer.callbacks else []
+    bundle = save_trained_bundle(
+        run / "bundle", module.eval_model(), splits.classes, data_cfg, cfg, plan, metrics
+    )
+    write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events})
+    log.info("fit finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return FitResult(run, bundle, metrics, history, cfg, events)
+
+
+# ------------------------------------------------------------------------------------- config
+
+
+def resolve_config(
+    data: str | None, config: FitConfig | None, options: dict[str, Any]
+) -> FitConfig:
+    """The effective config: ``config`` (or defaults), then ``options``; on resume, the saved one."""
+    base = config.to_dict() if config is not None else {}
+    merged = {**base, **{k: v for k, v in options.items()}}
+    if data is not None:
+        merged["data"] = str(data)
+    if merged.get("resume"):
+        saved = Path(merged.get("out") or FitConfig.out) / "config.yaml"
+        if saved.is_file():
+            previous = FitConfig.load(saved).to_dict()
+            changed = {k: v for k, v in options.items() if k in previous and v is not None}
+            merged = {**previous, **changed, "resume": True}
+    cfg = FitConfig.from_dict(merged)
+    if not cfg.data:
+        raise ConfigError(
+            "no training data given: pass a folder of class sub-folders (graft fit DATA)."
+        )
+    return cfg
+
+
+def prepare_run_dir(cfg: FitConfig) -> Path:
+    """Create the run folder and write ``config.yaml``; refuse to overwrite a run unless resuming."""
+    run = Path(cfg.out)
+    last = run / "checkpoints" / "last.ckpt"
+    if cfg.resume and not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist; nothing to resume in {run}.")
+    if not cfg.resume and (last.is_file() or (run / "bundle").exists()):
+        raise ConfigError(
+            f"{run} already holds a run; pass --resume to continue it or choose another --out folder."
+        )
+    run.mkdir(parents=True, exist_ok=True)
+    cfg.save(run / "config.yaml")
+    return run
+
+
+def make_plan(cfg: FitConfig, groups: ModelGroups, n_train: int) -> Plan:
+    """The recipe's plan for this model and dataset size."""
+    return build_plan(
+        cfg.recipe, len(groups), n_train, cfg.batch_size, cfg.epochs, cfg.head_epochs, cfg.lr,
+        cfg.lr_mult, cfg.freeze_upto, cfg.unfreeze, cfg.lr_decay, cfg.bn, cfg.warmup, cfg.optimizer, groups,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+def create_model(cfg: FitConfig, num_classes: int) -> torch.nn.Module:
+    """The model, via :func:`graft.models.create_model` (offline weights, small-init head)."""
+    from graft.models import create_model as _create
+
+    pretrained = cfg.weights != "none"
+    weights = None if cfg.weights in ("pretrained", "none") else cfg.weights
+    extra = {"drop_rate": cfg.dropout} if cfg.dropout else {}
+    return _create(cfg.model, num_classes=num_classes, pretrained=pretrained, in_chans=cfg.in_chans,
+                   head=cfg.head, weights=weights, **extra)  # fmt: skip
+
+
+def _scan(cfg: FitConfig) -> Any:
+    from graft.data import scan_dataset
+
+    splits = scan_dataset(cfg.data, val_split=cfg.val_split or None, seed=cfg.seed)
+    if splits.skipped:
+        splits.write_skipped(Path(cfg.out) / "skipped.tsv")
+    log.info("data: %s", splits.summary())
+    return splits
+
+
+def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[str, Any]:
+    from graft.data import parse_normalization, resolve_data_config
+
+    norm = parse_normalization(cfg.normalization)
+    stats = None
+    if norm == "dataset":
+        from graft.data import dataset_stats
+
+        stats = dataset_stats(splits, model=None, progress=False)
+    return resolve_data_config(
+        model, cfg.image_size, norm, dataset_stats=stats, in_chans=cfg.in_chans
+    )
+
+
+def _make_module(
+    cfg: FitConfig, model: torch.nn.Module, splits: Any, groups: ModelGroups
+) -> GraftModule:
+    weights = None
+    if cfg.balance == "weights":
+        from graft.data import class_weights
+
+        weights = class_weights([y for _, y in splits.train], splits.num_classes)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return GraftModule(
+        model, splits.num_classes, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.label_smoothing,
+        cfg.mixup, cfg.cutmix, cfg.ema_decay if cfg.ema else None, weights, cfg.channels_last, groups,
+    )  # fmt: skip
+
+
+def _make_datamodule(
+    cfg: FitConfig, splits: Any, data_cfg: dict[str, Any], plan: Plan
+) -> FitDataModule:
+    return FitDataModule(
+        splits, data_cfg, cfg.batch_size, cfg.augment, cfg.flip, cfg.in_chans, cfg.balance,
+        cfg.cache_images, cfg.workers, cfg.seed, drop_last=bool(cfg.mixup or cfg.cutmix),
+    )  # fmt: skip
+
+
+def _setup_cache(
+    cfg: FitConfig, module: GraftModule, dm: FitDataModule, plan: Plan, groups: ModelGroups
+) -> None:
+    """Serve cached backbone outputs during head-only phases (default: on for ``auto`` and ``head``)."""
+    wanted = cfg.cache_frozen if cfg.cache_frozen is not None else cfg.recipe in ("auto", "head")
+    if not wanted or cfg.balance == "sampler" or cfg.mixup or cfg.cutmix:
+        return
+    epochs = [e for p in plan for e in range(p.start, p.end) if can_cache(p, groups)]
+    suffix = head_suffix(module.model, groups)
+    if not epochs or suffix is None:
+        if cfg.cache_frozen:
+            log.warning(
+                "--cache-frozen: no head-only phase whose backbone outputs can be cached; training uncached"
+            )
+        return
+    started = time.perf_counter()
+    dm.cached_train = cache_head_inputs(
+        module.model, dm.eval_loader(dm.plain_train_set), cfg.channels_last
+    )
+    dm.cached_epochs = range(min(epochs), max(epochs) + 1)
+    module.cached_epochs = dm.cached_epochs
+    module.cached_suffix = suffix
+    log.info(
+        "cached frozen backbone outputs of %d images in %.1f s",
+        len(dm.cached_train),
+        time.perf_counter() - started,
+    )
+
+
+def _resume_path(cfg: FitConfig, run: Path) -> str | None:
+    return str(run / "checkpoints" / "last.ckpt") if cfg.resume else None
+
+
+def _tune_allocator() -> None:
+    try:
+        from graft.runtime import tune_allocator
+    except ImportError:
+        return
+    tune_allocator()
+
+
+# ----------------------------------------------------------------------------------- results
+
+
+def _load_best(module: GraftModule, checkpoints: Any, cfg: FitConfig) -> None:
+    best = getattr(checkpoints, "best_model_path", "")
+    if not best or not Path(best).is_file():
+        return
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    log.info(
+        "kept the weights of %s (%s = %s)",
+        Path(best).name,
+        cfg.monitor,
+        checkpoints.best_model_score,
+    )
+
+
+def _final_metrics(
+    trainer: pl.Trainer,
+    module: GraftModule,
+    dm: FitDataModule,
+    seconds: float,
+    n_train: int,
+    plan: Plan,
+) -> dict[str, float]:
+    metrics: dict[str, float] = {
+        "fit_seconds": round(seconds, 2),
+        "epochs": float(trainer.current_epoch),
+    }
+    if dm.val_set is not None:
+        metrics.update(_evaluate(trainer, module, dm.val_dataloader()))
+    if dm.test_set is not None:
+        metrics.update(_evaluate(trainer, module, dm.test_dataloader(), test=True))
+    metrics["train_images_per_s"] = round(n_train * trainer.current_epoch / max(seconds, 1e-9), 2)
+    return metrics
+
+
+def _evaluate(
+    trainer: pl.Trainer, module: GraftModule, loader: Any, test: bool = False
+) -> dict[str, float]:
+    run = trainer.test if test else trainer.validate
+    results = run(module, dataloaders=loader, verbose=False)
+    return {k: round(float(v), 6) for k, v in (results[0] if results else {}).items()}

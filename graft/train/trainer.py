@@ -1,0 +1,83 @@
+"""The Lightning ``Trainer`` of a fit run: callbacks, logger, precision and devices from the config.
+
+Example:
+    >>> trainer, best = make_trainer(FitConfig(data="d", out="runs/x"), Path("runs/x"), plan)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from graft.train.config import FitConfig
+from graft.train.recipes import Plan
+from graft.train.unfreeze import ProgressiveUnfreezing
+
+
+def make_trainer(
+    cfg: FitConfig,
+    run: Path,
+    plan: Plan,
+    extra: list[pl.Callback] | None = None,
+    steps_per_epoch: int = 50,
+) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """(trainer, best-checkpoint callback) for ``plan``, writing under ``run``."""
+    monitor = cfg.monitor if cfg.val_split or _has_val(cfg) else None
+    mode = "min" if "loss" in cfg.monitor else "max"
+    best = ModelCheckpoint(
+        dirpath=run / "checkpoints", filename="best", monitor=monitor, mode=mode,
+        save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
+    )  # fmt: skip
+    callbacks: list[pl.Callback] = [ProgressiveUnfreezing(plan, cfg.schedule), best]
+    if cfg.early_stop is not None and monitor:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stop))
+    callbacks += list(extra or [])
+    quiet_lightning()
+    trainer = pl.Trainer(
+        max_epochs=plan.epochs,
+        accelerator=cfg.accelerator,
+        devices=_devices(cfg.devices),
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        precision=cfg.precision,
+        deterministic=cfg.deterministic,
+        gradient_clip_val=cfg.grad_clip,
+        callbacks=callbacks,
+        logger=CSVLogger(run, name="", version="logs"),
+        enable_progress_bar=cfg.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        reload_dataloaders_every_n_epochs=1,
+        log_every_n_steps=max(1, min(50, steps_per_epoch // 4)),
+        default_root_dir=run,
+    )
+    return trainer, best
+
+
+def _has_val(cfg: FitConfig) -> bool:
+    root = Path(cfg.data or "")
+    return (root / "val").is_dir()
+
+
+def _devices(text: str) -> Any:
+    text = str(text).strip()
+    if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+        return int(text)
+    if "," in text:
+        return [int(t) for t in text.split(",") if t.strip()]
+    return text
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's tips and warnings that say nothing about the user's run."""
+    import logging
+    import warnings
+
+    for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*", ".*does not have many workers.*",
+                    ".*litlogger.*", ".*GPU available but not used.*"):  # fmt: skip
+        warnings.filterwarnings("ignore", message=pattern)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
