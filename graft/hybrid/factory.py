@@ -13,6 +13,7 @@ pixels. Each branch's resize and normalization happen inside the model (:class:`
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -65,6 +66,7 @@ def create_hybrid(
     drop_rate: float = 0.0,
     in_chans: int = 3,
     head: str | dict[str, Any] | None = None,
+    weights: str | os.PathLike | None = None,
     branch_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     branch_inputs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> HybridModel:
@@ -82,6 +84,9 @@ def create_hybrid(
         drop_rate: dropout before the head.
         in_chans: input channels, passed to every branch.
         head: ``"linear"`` (default), ``"mlp"`` or ``{"type": "mlp", "hidden": 512, "dropout": 0.2}``.
+        weights: a ``.safetensors`` / tensors-only ``.pth`` state dict of the whole hybrid (e.g. from
+            an earlier run), loaded after the branches; a classifier of another size is dropped.
+            Per-branch files go in ``branch_kwargs``: ``{"vit_tiny_patch16_224": {"weights": PATH}}``.
         branch_kwargs: per branch name, extra arguments for its ``create_model`` (e.g.
             ``{"vit_tiny_patch16_224": {"img_size": 64}}``).
         branch_inputs: per branch name, overrides of its preprocessing: ``input_size`` (int or
@@ -122,6 +127,8 @@ def create_hybrid(
         head=head,
     )
     model.branch_names = {b["key"]: b["name"] for b in built}
+    if weights is not None:
+        _load_hybrid_weights(model, weights, name)
     _set_pretrained_cfg(model, built, in_chans)
     model.graft_spec = {
         "name": "+".join(names),
@@ -164,7 +171,10 @@ def _check_options(
     if proj_dim is not None and (not isinstance(proj_dim, int) or proj_dim < 1):
         raise ConfigError(f"proj_dim must be a positive integer or None, got {proj_dim!r}")
     if not isinstance(num_classes, int) or num_classes < 0:
-        raise ConfigError(f"num_classes must be an integer >= 0, got {num_classes!r}")
+        raise ConfigError(
+            f"num_classes must be an integer >= 0 for a hybrid (it has no pretrained head), got "
+            f"{num_classes!r}; pass the number of classes, or 0 for fused features."
+        )
     for what, mapping in (
         ("pretrained", pretrained),
         ("branch_kwargs", branch_kwargs),
@@ -192,6 +202,14 @@ def _wants_pretrained(pretrained: bool | Mapping[str, bool], name: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------ branches
+
+
+def _load_hybrid_weights(model: HybridModel, path: str | os.PathLike, name: str) -> None:
+    from graft.models.loading import load_pretrained
+    from graft.models.weights import read_state_dict
+
+    load_pretrained(model, read_state_dict(path), name=name, source=str(path))
+    log.info("hybrid %s: weights loaded from %s", name, path)
 
 
 def create_branch(
