@@ -67,11 +67,10 @@ def test_param_groups_are_branch_prefixed_then_fusion_then_head() -> None:
 
 
 def test_freeze_one_branch_by_name() -> None:
-    models = pytest.importorskip("graft.models")
-    if not hasattr(models, "freeze"):
-        pytest.skip("graft.models.freeze has not landed yet")
+    from graft.models import freeze
+
     model = tiny_hybrid("concat").train()
-    models.freeze(model, names=["branches.vit.*"])
+    freeze(model, names=["branches.vit.*"])
     for name, p in model.named_parameters():
         assert p.requires_grad == (not name.startswith("branches.vit.")), name
     model.train()
