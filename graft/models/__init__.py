@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from graft.models.factory import create_model
+from graft.models.factory import create_model, replace_head
 from graft.models.freezing import (
     BN_POLICIES,
     apply_bn_policy,
@@ -24,6 +24,7 @@ from graft.models.groups import param_groups
 from graft.models.heads import MLPHead, head_spec
 from graft.models.loading import WeightsMismatchError
 from graft.models.names import ALIASES, DEFAULT_BACKBONE
+from graft.models.registry import available_models, list_models
 from graft.models.summary import trainable_summary
 
 __all__ = [
@@ -36,8 +37,11 @@ __all__ = [
     "create_model",
     "freeze",
     "frozen_state",
+    "available_models",
     "head_spec",
+    "list_models",
     "param_groups",
+    "replace_head",
     "select_params",
     "set_frozen_state",
     "trainable_summary",

