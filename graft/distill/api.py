@@ -39,7 +39,17 @@ from graft.train.config import FitConfig
 from graft.train.groups import ModelGroups
 
 log = get_logger("graft.distill")
-_fit = importlib.import_module("graft.train.fit")  # graft fit's steps, reused one by one
+
+
+def _fit_steps() -> Any:
+    """graft fit's module, whose steps distill reuses one by one (``graft.train.fitting``)."""
+    try:
+        return importlib.import_module("graft.train.fitting")
+    except ModuleNotFoundError:  # older layout
+        return importlib.import_module("graft.train.fit")
+
+
+_fit = _fit_steps()
 DEFAULT_OUT = "runs/distill"
 
 
@@ -108,6 +118,8 @@ def _run(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = _fit._scan(cfg)
     student = _fit.create_model(cfg, splits.num_classes)
+    if cfg.channels_last:
+        student = student.to(memory_format=torch.channels_last)
     data_cfg = _fit._data_config(cfg, student, splits)
     source = load_teacher(teacher_source)
     alpha = _alpha(dcfg, source, splits.classes)

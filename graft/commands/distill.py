@@ -1,0 +1,103 @@
+"""``graft distill DATA --teacher BUNDLE|MODEL --student MODEL``: knowledge distillation.
+
+Every ``graft fit`` option (recipe, schedule, epochs, image size, outputs...) is accepted too; they are
+generated from :class:`graft.train.config.FitConfig`, so both commands always take the same ones.
+
+Example:
+    $ graft distill data/animals --teacher runs/lite2/bundle --student tv:mobilenet_v2 \\
+        --feature-pairs auto --feature-loss at --recipe full --epochs 5 --image-size 96 --out runs/kd
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from graft.config import read_yaml
+
+# fit options that distill sets itself or that have their own flag here
+_SKIP = {"data", "model", "cache_frozen"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``distill`` sub-command."""
+    from graft.distill.config import DistillConfig
+    from graft.train.config import FitConfig
+
+    p = subparsers.add_parser(
+        "distill",
+        help="train a small student from a teacher (logit and feature distillation)",
+        description="Train --student on DATA from --teacher: loss = CE + alpha * KD(T) * T^2 + "
+        "beta * sum(feature losses). Writes a run folder like `graft fit`; bundle/ holds the student.",
+    )
+    p.add_argument(
+        "data", help="image folder (class sub-folders, or train/ val/ test/) or labels CSV"
+    )
+    p.add_argument(
+        "--teacher", help="teacher: a bundle folder from `graft fit`, or a pretrained model name"
+    )
+    p.add_argument("--student", help="student model name, e.g. tv:mobilenet_v2, efficientnet_lite0")
+    p.add_argument("--config", help="YAML file with fit and distill options (flags win)")
+    d = p.add_argument_group("distillation")
+    _add_dataclass_options(d, DistillConfig, skip={"teacher"})
+    f = p.add_argument_group("training (same as graft fit)")
+    _add_dataclass_options(f, FitConfig, skip=_SKIP)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``graft distill`` and print the report line."""
+    from graft.distill import distill
+
+    options = read_yaml(args.config) if args.config else {}
+    flags = {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS and v is not None}
+    options.update(flags)
+    data = options.pop("data")
+    teacher = options.pop("teacher", None)
+    student = options.pop("student", None) or options.pop("model", None)
+    result = distill(data, teacher=teacher, student=student, **options)
+    print(result.report)
+    shown = {k: v for k, v in result.metrics.items() if k in ("val_acc", "test_acc", "fit_seconds")}
+    print("student bundle:", result.bundle, " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+    return 0
+
+
+_NOT_OPTIONS = {"func", "command", "verbose", "quiet", "traceback", "config"}
+
+
+def _add_dataclass_options(group: Any, cls: type, skip: set[str]) -> None:
+    """One ``--flag`` per dataclass field, typed from its annotation; default None (= not given)."""
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        tp = _strip_optional(hints[field.name])
+        default = field.default if field.default is not dataclasses.MISSING else None
+        help_text = f"(default: {default})"
+        if tp is bool:
+            group.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        elif typing.get_origin(tp) is typing.Literal:
+            choices = [str(a) for a in typing.get_args(tp)]
+            group.add_argument(flag, dest=field.name, choices=choices, default=None, help=help_text)
+        else:
+            kind = tp if tp in (int, float) else str
+            group.add_argument(flag, dest=field.name, type=kind, default=None, help=help_text)
+
+
+def _strip_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+        return str
+    return tp
