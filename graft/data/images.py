@@ -12,8 +12,8 @@ What :func:`load_image` does with each kind of input:
   ``mode=None`` keeps the image's nature: grayscale stays ``L``, everything else becomes ``RGB``.
 
 A file that cannot be used raises :class:`ImageError` (a :class:`graft.errors.DataError`) with a short
-``reason``: ``zero-byte file``, ``truncated``, ``not an image``, ``decompression bomb``, ``permission
-denied``, ``symlink loop``, ``missing file``, ``unreadable``.
+``reason``: ``zero-byte file``, ``truncated``, ``not an image``, ``decompression bomb``, ``corrupt``,
+``permission denied``, ``symlink loop``, ``missing file``, ``unreadable``.
 
 Images larger than :data:`MAX_IMAGE_PIXELS` pixels (100 megapixels by default; environment variable
 ``GRAFT_MAX_IMAGE_PIXELS`` changes it) are refused as decompression bombs before any pixel is decoded.
@@ -118,7 +118,7 @@ def open_image(data: bytes, path: str | os.PathLike = "<bytes>") -> Image.Image:
     except UnidentifiedImageError as e:
         raise ImageError(path, "not an image", _sniff(data)) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(path, "unreadable", str(e)) from e
+        raise ImageError(path, "corrupt", str(e)) from e
     width, height = img.size
     if width * height > MAX_IMAGE_PIXELS:
         raise ImageError(

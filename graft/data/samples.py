@@ -28,12 +28,14 @@ import os
 import pickle
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from graft.data.verify import default_workers
 from graft.errors import DataError, UnsafeFileError, raise_unknown
 from graft.io import read_json, write_json
 from graft.log import get_logger
@@ -197,13 +199,15 @@ def _write_atomically(
 
 def _write_images(root: Path, images, labels, classes, is_test) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {"train": {}, "test": {}}
-    for i, (img, label) in enumerate(zip(images, labels.tolist(), strict=True)):
-        split = "test" if is_test[i] else "train"
-        cls = classes[label]
-        folder = root / split / cls
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img, "L").save(folder / f"{cls}_{i:05d}.png", optimize=False)
+    jobs = []
+    for i, label in enumerate(labels.tolist()):
+        split, cls = ("test" if is_test[i] else "train"), classes[label]
         counts[split][cls] = counts[split].get(cls, 0) + 1
+        jobs.append((images[i], root / split / cls / f"{cls}_{i:05d}.png"))
+    for folder in {path.parent for _, path in jobs}:
+        folder.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(default_workers()) as pool:  # zlib releases the GIL
+        list(pool.map(lambda job: Image.fromarray(job[0], "L").save(job[1]), jobs))
     return counts
 
 
