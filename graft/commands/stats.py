@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="also write the statistics as JSON to this file")
     p.add_argument(
-        "--workers", type=int, default=None, help="decode processes (default: CPU cores, at most 8)"
+        "--workers", type=int, default=None, help="decode threads (default: CPU cores, at most 8)"
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)

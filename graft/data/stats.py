@@ -101,13 +101,13 @@ def dataset_stats(
     model: str | Mapping[str, Any] | None = DEFAULT_MODEL,
     workers: int | None = None,
     progress: bool = True,
-    executor: str = "process",
+    executor: str = "thread",
 ) -> DatasetStats:
     """Compute :class:`DatasetStats` for a folder, CSV or scanned :class:`Splits`.
 
     ``model`` is a model name or a ``pretrained_cfg`` dict to compare with (``None``: no comparison).
-    ``executor`` is ``"process"`` (default; decoding scales across cores), ``"thread"`` or
-    ``"serial"``.
+    ``executor`` is ``"thread"`` (default: Pillow releases the GIL while decoding, and nothing is
+    forked), ``"process"`` or ``"serial"``.
 
     Example:
         >>> s = dataset_stats("data/xrays", model="efficientnet_lite0", progress=False)  # doctest: +SKIP
