@@ -436,7 +436,11 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 
 # kinds whose loader lives in another package: importing it registers the loader
-_PLUGINS = {"onnx": "graft.export.runtime", "probe": "graft.features"}
+_PLUGINS = {
+    "onnx": "graft.export.runtime",
+    "torchscript": "graft.export.runtime",
+    "probe": "graft.features",
+}
 
 
 def _ensure_builtin_kinds(kind: str | None = None) -> None:
