@@ -1,0 +1,322 @@
+"""``extract``: run a pretrained backbone over a dataset once and keep its features.
+
+Pooled vectors (``pool="avg"|"max"``) or spatial maps (``pool="none"``) from the last stage or any
+layer (see :mod:`graft.features.layers`), in eval mode under ``torch.inference_mode``, batched, with
+DataLoader workers decoding ahead, and the allocator tuned (:func:`graft.runtime.tune_allocator`).
+With ``out`` the features go to a feature store (:mod:`graft.features.store`) shard by shard: an
+interrupted run resumes, and a rerun only extracts images whose content changed.
+
+Example:
+    >>> import graft
+    >>> f = graft.extract("data/pets", model="efficientnet_lite0", image_size=128)  # doctest: +SKIP
+    >>> f.features.shape, f.files[0], f.classes[f.labels[0]]  # doctest: +SKIP
+    ((3680, 1280), 'data/pets/train/cat/001.jpg', 'cat')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from graft.errors import DataError
+from graft.features.arrays import Features
+from graft.features.layers import LayerReader
+from graft.features.store import Entry, FeatureStore, file_identity
+from graft.log import get_logger
+from graft.runtime import tune_allocator
+
+log = get_logger("graft.features")
+
+DEFAULT_MODEL = "efficientnet_lite0"
+SHARD_ROWS = 1024
+
+
+def extract(
+    data: str | os.PathLike | Any,
+    model: str | nn.Module = DEFAULT_MODEL,
+    layer: int | str | None = None,
+    pool: str = "avg",
+    image_size: int | Sequence[int] | None = None,
+    batch_size: int = 64,
+    workers: int | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = True,
+    pretrained: bool = True,
+    device: str = "cpu",
+    progress: bool = True,
+    shard_rows: int = SHARD_ROWS,
+) -> Features:
+    """Extract features of every image in ``data`` (a folder, a CSV, or :class:`graft.data.Splits`).
+
+    ``model``: a name for :func:`graft.create_model` or a model that follows the timm contract.
+    ``layer``: ``None`` (last stage), a stage index into ``model.feature_info`` or a module name.
+    ``pool``: ``avg`` / ``max`` give vectors, ``none`` keeps maps (a ResNet at 256 px: 8x8).
+    ``out``: a folder for the feature store; ``resume=False`` ignores what is stored there.
+
+    Example:
+        >>> f = extract("data/pets", model="test_resnet", pool="none", image_size=256,
+        ...             pretrained=False)  # doctest: +SKIP
+        >>> f.features.shape[-2:]  # doctest: +SKIP
+        (8, 8)
+    """
+    tune_allocator()
+    net, name = _load_model(model, pretrained)
+    splits = _scan(data)
+    samples = _tagged_samples(splits)
+    data_cfg = _data_config(net, image_size)
+    reader = LayerReader(net, layer, pool).to(device).eval()
+    settings = _settings(name, net, reader, data_cfg)
+    store = _open_store(out, settings, splits.classes, resume)
+    runner = _Runner(reader, data_cfg, batch_size, _workers(workers), device, progress)
+    return _run(store, samples, splits.classes, settings, runner, shard_rows)
+
+
+# ----------------------------------------------------------------------------------- set-up steps
+
+
+def _load_model(model: str | nn.Module, pretrained: bool) -> tuple[nn.Module, str]:
+    if isinstance(model, nn.Module):
+        spec = getattr(model, "graft_spec", None) or {}
+        return model, str(spec.get("name", type(model).__name__))
+    from graft.models import create_model
+
+    return create_model(str(model), num_classes=0, pretrained=pretrained), str(model)
+
+
+def _scan(data: Any) -> Any:
+    if hasattr(data, "classes") and hasattr(data, "train"):
+        return data
+    from graft.data import scan_dataset
+
+    return scan_dataset(data, verify=False)
+
+
+def _tagged_samples(splits: Any) -> list[tuple[str, int, str]]:
+    out = []
+    for split in ("train", "val", "test"):
+        out += [(os.fspath(p), int(y), split) for p, y in getattr(splits, split)]
+    if not out:
+        raise DataError(f"no images found in {getattr(splits, 'source', 'the dataset')}.")
+    return out
+
+
+def _data_config(model: nn.Module, image_size: Any) -> dict[str, Any]:
+    from graft.data import resolve_data_config
+
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    in_chans = int(getattr(model, "graft_spec", {}).get("in_chans", 3))
+    return resolve_data_config(cfg, image_size=image_size, in_chans=in_chans)
+
+
+def _settings(name: str, model: nn.Module, reader: LayerReader, data_cfg: dict) -> dict[str, Any]:
+    """Everything that decides the features: a store made with other settings is not reused."""
+    settings = {
+        "model": name,
+        "spec": dict(getattr(model, "graft_spec", None) or {"name": name}),
+        "weights_sha256": weights_hash(model),
+        "layer": reader.layer,
+        "pool": reader.pool,
+        "data_config": dict(sorted(data_cfg.items())),
+    }
+    return json.loads(json.dumps(settings, default=str))  # as it reads back from the manifest
+
+
+def weights_hash(model: nn.Module) -> str:
+    """sha256 over the names, shapes and bytes of every parameter and buffer of ``model``."""
+    h = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _workers(workers: int | None) -> int:
+    if workers is not None:
+        return max(0, int(workers))
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+def _open_store(out: Any, settings: dict, classes: list[str], resume: bool) -> FeatureStore | None:
+    if out is None:
+        return None
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise DataError(
+            f"--out '{root}' is a file; the feature store is a folder. Choose a folder."
+        )
+    old = None
+    if resume and (root / "manifest.json").exists():
+        old = FeatureStore.load(root)
+    store = FeatureStore(root, settings, list(classes))
+    if old is not None and old.settings == settings:
+        store.entries, store._shard_index = old.entries, old._shard_index
+    elif old is not None:
+        changed = sorted(k for k in settings if old.settings.get(k) != settings[k])
+        log.info(
+            "feature store %s was made with other %s; extracting anew", root, ", ".join(changed)
+        )
+        store._shard_index = old._shard_index
+    return store
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+class _Indexed(Dataset):
+    """Decoded, transformed images with their position; unreadable ones become ``None``."""
+
+    def __init__(self, files: list[str], transform: Any, in_chans: int) -> None:
+        from graft.data import ImageDataset
+
+        self.images = ImageDataset([(f, 0) for f in files], transform, in_chans=in_chans)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
+        item = self.images[i]
+        return None if item is None else (item[0], i)
+
+
+def _collate(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
+    kept = [b for b in batch if b is not None]
+    if not kept:
+        return None
+    return torch.stack([b[0] for b in kept]), torch.tensor([b[1] for b in kept])
+
+
+class _Runner:
+    """Batches images through the layer reader; yields ``(features, positions)`` per batch."""
+
+    def __init__(self, reader, data_cfg, batch_size, workers, device, progress) -> None:
+        from graft.data import build_transforms
+
+        self.reader, self.batch_size, self.workers = reader, batch_size, workers
+        self.device, self.progress = device, progress
+        self.in_chans = int(data_cfg["input_size"][0])
+        self.transform = build_transforms(data_cfg, train=False)
+
+    def batches(self, files: list[str]):
+        from tqdm.auto import tqdm
+
+        dataset = _Indexed(files, self.transform, self.in_chans)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            persistent_workers=False,
+        )
+        bar = tqdm(total=len(files), unit="img", desc="extract", disable=not self.progress or None)
+        try:
+            with torch.inference_mode():
+                for batch in loader:
+                    if batch is None:
+                        bar.update(self.batch_size)
+                        continue
+                    x, idx = batch
+                    feats = self.reader(x.to(self.device)).cpu().numpy()
+                    bar.update(len(x))
+                    yield feats, idx.numpy()
+        finally:
+            bar.close()
+        self.failed = dict(dataset.images.failed)
+
+
+def _run(store, samples, classes, settings, runner, shard_rows) -> Features:
+    known = {e.file: e for e in store.entries} if store else {}
+    idents = [file_identity(path, known) for path, _, _ in samples]
+    stored = store.reusable(settings) if store else {}
+    todo = [i for i, ident in enumerate(idents) if ident[0] not in stored]
+    log.info(
+        "%d images: %d stored, %d to extract", len(samples), len(samples) - len(todo), len(todo)
+    )
+    if store is not None:
+        pending = set(todo)
+        store.entries = [
+            _entry(samples[i], idents[i], *stored[idents[i][0]])
+            for i in range(len(samples))
+            if i not in pending
+        ]
+    start = time.perf_counter()
+    fresh = _extract_todo(store, samples, idents, todo, runner, shard_rows)
+    seconds = time.perf_counter() - start
+    if todo:
+        log.info(
+            "extracted %d images in %.1f s (%.1f img/s)",
+            len(todo),
+            seconds,
+            len(todo) / max(seconds, 1e-9),
+        )
+    skipped = sorted(getattr(runner, "failed", {}).items())
+    return _assemble(store, samples, idents, stored, fresh, classes, settings, skipped)
+
+
+def _extract_todo(store, samples, idents, todo, runner, shard_rows) -> dict[int, tuple]:
+    """Extract the ``todo`` positions; return position -> (shard, row) or (None, array) in memory."""
+    located: dict[int, tuple] = {}
+    pending_feats, pending_pos = [], []
+
+    def flush() -> None:
+        if not pending_pos:
+            return
+        feats = np.concatenate(pending_feats)
+        if store is None:
+            located.update({p: (None, f) for p, f in zip(pending_pos, feats, strict=True)})
+        else:
+            entries = [_entry(samples[p], idents[p], "", 0) for p in pending_pos]
+            shard = store.write_shard(feats, entries)
+            located.update({p: (shard, r) for r, p in enumerate(pending_pos)})
+        pending_feats.clear()
+        pending_pos.clear()
+
+    files = [samples[i][0] for i in todo]
+    for feats, idx in runner.batches(files):
+        pending_feats.append(feats)
+        pending_pos.extend(todo[i] for i in idx)
+        if len(pending_pos) >= shard_rows:
+            flush()
+    flush()
+    return located
+
+
+def _entry(sample, ident, shard: str, row: int) -> Entry:
+    path, label, split = sample
+    sha, size, mtime = ident
+    return Entry(path, label, split, sha, size, mtime, shard, row)
+
+
+def _assemble(store, samples, idents, stored, fresh, classes, settings, skipped) -> Features:
+    keep = [i for i in range(len(samples)) if i in fresh or idents[i][0] in stored]
+    if store is None:
+        features = np.stack([fresh[i][1] for i in keep]) if keep else np.zeros((0,), np.float32)
+    else:
+        store.entries = [
+            _entry(samples[i], idents[i], *(fresh.get(i) or stored[idents[i][0]])) for i in keep
+        ]
+        store.skipped = [(p, r) for p, r in skipped]
+        store.write_manifest()
+        store.remove_unused_shards()
+        features = store.read_rows([(e.shard, e.row) for e in store.entries])
+    if skipped:
+        log.warning("%d unreadable images were skipped (listed in the manifest)", len(skipped))
+    return Features(
+        features=features,
+        files=[samples[i][0] for i in keep],
+        labels=np.array([samples[i][1] for i in keep], dtype=np.int64),
+        classes=list(classes),
+        splits=[samples[i][2] for i in keep],
+        meta=settings,
+        path=os.fspath(store.root) if store else None,
+    )
