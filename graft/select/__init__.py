@@ -1,0 +1,33 @@
+"""Model selection: which backbone for my data and latency budget, measured on my data and machine.
+
+Example:
+    >>> from graft.select import select  # doctest: +SKIP
+    >>> result = select("data/pets", available=True, latency_budget_ms=20, out="runs/select")  # doctest: +SKIP
+    >>> print(result)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from graft.select.api import fit_command, select
+from graft.select.cost import Cost, measure_cost
+from graft.select.profile import DatasetProfile, dataset_profile
+from graft.select.result import SelectionResult, pareto_front
+from graft.select.rules import RuleSet, load_rules
+from graft.select.scores import hscore, leep, logme, nce
+
+__all__ = [
+    "Cost",
+    "DatasetProfile",
+    "RuleSet",
+    "SelectionResult",
+    "dataset_profile",
+    "fit_command",
+    "hscore",
+    "leep",
+    "load_rules",
+    "logme",
+    "measure_cost",
+    "nce",
+    "pareto_front",
+    "select",
+]

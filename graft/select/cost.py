@@ -181,17 +181,61 @@ def peak_memory_mb(
     model: nn.Module, input_size: tuple[int, int, int], batch: int, device: str = "cpu"
 ) -> tuple[float | None, str]:
     """Peak memory (MiB) of one forward pass at ``batch``, weights included, and the method used."""
-    if device == "cuda":
-        return _cuda_peak(model, input_size, batch), "cuda max_memory_allocated"
-    spec = getattr(model, "graft_spec", None)
-    if spec and _linux():
-        try:
-            return _subprocess_peak(spec, input_size, batch), "fresh process VmHWM - VmRSS"
-        except (RuntimeError, subprocess.SubprocessError, OSError, ValueError) as e:
-            log.info("memory in a fresh process failed (%s); measuring in this process", e)
-    if _linux():
-        return _inprocess_peak(model, input_size, batch), "this process VmHWM delta + weights"
-    return None, "unavailable (needs Linux /proc or CUDA)"
+    return start_peak_memory(model, input_size, batch, device).result()
+
+
+class PeakMemoryJob:
+    """A peak-memory measurement that may run in a fresh process while this one does other work.
+
+    Start it with :func:`start_peak_memory` *after* timing (a second process would disturb the
+    clock), do other work (feature extraction), then call :meth:`result`.
+    """
+
+    def __init__(self, model: nn.Module, input_size: tuple[int, int, int], batch: int, device: str):
+        self.model, self.input_size, self.batch, self.device = model, input_size, batch, device
+        self.proc: subprocess.Popen | None = None
+        spec = getattr(model, "graft_spec", None)
+        if device == "cpu" and spec and _linux():
+            payload = json.dumps({"spec": spec, "input_size": list(input_size), "batch": batch})
+            env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+            cmd = [sys.executable, "-m", "graft.select._memprobe", payload]
+            try:
+                self.proc = subprocess.Popen(
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+                )
+            except OSError as e:
+                log.info("could not start the memory probe (%s); measuring in this process", e)
+
+    def result(self, timeout: float = 600) -> tuple[float | None, str]:
+        """(peak MiB, method); waits for the fresh process if one was started."""
+        if self.device == "cuda":
+            return _cuda_peak(self.model, self.input_size, self.batch), "cuda max_memory_allocated"
+        if self.proc is not None:
+            try:
+                out, err = self.proc.communicate(timeout=timeout)
+                if self.proc.returncode == 0:
+                    return float(
+                        json.loads(out.strip().splitlines()[-1])["peak_mb"]
+                    ), "fresh process VmHWM - VmRSS"
+                log.info(
+                    "memory probe failed (%s); measuring in this process",
+                    (err or "").strip()[-300:],
+                )
+            except (subprocess.TimeoutExpired, ValueError, KeyError, IndexError) as e:
+                self.proc.kill()
+                log.info("memory probe failed (%s); measuring in this process", e)
+        if _linux():
+            return _inprocess_peak(
+                self.model, self.input_size, self.batch
+            ), "this process VmHWM delta + weights"
+        return None, "unavailable (needs Linux /proc or CUDA)"
+
+
+def start_peak_memory(
+    model: nn.Module, input_size: tuple[int, int, int], batch: int, device: str = "cpu"
+) -> PeakMemoryJob:
+    """Start measuring peak memory (see the module docstring); call ``.result()`` for the value."""
+    return PeakMemoryJob(model, tuple(int(v) for v in input_size), batch, check_device(device))
 
 
 def _cuda_peak(model: nn.Module, input_size: tuple[int, int, int], batch: int) -> float:
@@ -203,21 +247,6 @@ def _cuda_peak(model: nn.Module, input_size: tuple[int, int, int], batch: int) -
         model(torch.randn(batch, *input_size, device="cuda"))
     torch.cuda.synchronize()
     return (torch.cuda.max_memory_allocated() - base + weights) / 2**20
-
-
-def _subprocess_peak(spec: dict[str, Any], input_size: tuple[int, int, int], batch: int) -> float:
-    payload = json.dumps({"spec": spec, "input_size": list(input_size), "batch": batch})
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    proc = subprocess.run(
-        [sys.executable, "-m", "graft.select._memprobe", payload],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
-    return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
 def _inprocess_peak(model: nn.Module, input_size: tuple[int, int, int], batch: int) -> float:

@@ -62,3 +62,14 @@ def test_bad_device_and_counts_raise() -> None:
         measure_cost(_small_net(), (3, 16, 16), device="gpu")
     with pytest.raises(ConfigError, match="repeats"):
         time_forward(_small_net(), (3, 16, 16), repeats=0)
+
+
+@pytest.mark.slow
+def test_peak_memory_in_a_fresh_process_from_graft_spec() -> None:
+    from graft.models import create_model
+
+    model = create_model("test_resnet", num_classes=0, pretrained=False)
+    small, method = peak_memory_mb(model, (3, 64, 64), batch=1)
+    large, _ = peak_memory_mb(model, (3, 64, 64), batch=128)
+    assert method == "fresh process VmHWM - VmRSS"
+    assert count_params(model) * 4 / 2**20 < small < large

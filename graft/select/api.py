@@ -1,0 +1,401 @@
+"""``select``: which backbone for my data and my latency budget, by measurement.
+
+For each candidate: its cost on this device (:mod:`graft.select.cost`), then features extracted once
+on a stratified sample of the user's training images, scored by transferability (LogME, optional
+H-score/LEEP/NCE) and cross-validated linear-probe and kNN accuracy. Rules of thumb
+(:mod:`graft.select.rules`) only order and filter the candidates and explain; the ranking is by the
+measured score (``rank_by``), candidates within the latency budget first.
+
+``rank_by="consensus"`` (the default) averages, over the requested scores, each candidate's rank
+position scaled to 0 (worst) .. 1 (best), so no single noisy score decides alone.
+
+Example:
+    >>> r = select("data/pets", candidates=["efficientnet_lite0", "tv:mobilenet_v2"],
+    ...            latency_budget_ms=30, out="runs/select")  # doctest: +SKIP
+    >>> print(r.table())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graft.errors import ConfigError, GraftError, UnknownNameError, raise_unknown
+from graft.log import get_logger
+from graft.select.cost import check_device, measure_cost, start_peak_memory
+from graft.select.extract import Extracted, extract_features
+from graft.select.probes import cv_knn_accuracy, cv_probe_accuracy
+from graft.select.profile import dataset_profile, stratified_sample
+from graft.select.result import SelectionResult, pareto_front
+from graft.select.rules import Advice, RuleSet, load_rules
+from graft.select.scores import hscore, leep, logme, nce
+
+log = get_logger("graft.select")
+
+SCORE_NAMES = ("logme", "probe", "knn", "hscore", "leep", "nce")
+RANK_BY = (*SCORE_NAMES, "consensus")
+SOURCE_SCORES = ("leep", "nce")  # need the pretrained classifier's probabilities
+CONTROL_SUFFIX = "@random"
+
+
+def select(
+    data: str | os.PathLike,
+    candidates: Sequence[str] | str | None = None,
+    *,
+    available: bool = False,
+    latency_budget_ms: float | None = None,
+    device: str = "cpu",
+    sample_per_class: int = 20,
+    image_size: int | None = None,
+    scores: Sequence[str] = ("logme", "probe", "knn"),
+    rank_by: str = "consensus",
+    control: bool = False,
+    pretrained: bool = True,
+    max_candidates: int | None = None,
+    rules: str | os.PathLike | RuleSet | None = None,
+    batch: int = 16,
+    repeats: int = 10,
+    memory: bool = True,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+) -> SelectionResult:
+    """Measure each candidate backbone on ``data`` and this device; return the ranked table.
+
+    ``candidates`` (names or "a,b,c") or ``available=True`` (every model with offline weights; also
+    the default when no candidates are given). Candidates whose weights cannot be found are reported
+    in ``skipped`` with the reason. ``control=True`` adds a randomly initialised copy of the first
+    measured candidate (``NAME@random``) as a sanity check. ``pretrained=False`` measures every
+    candidate with random weights (for tests and for comparing architectures alone). With ``out``, writes ``selection.json``,
+    ``selection.txt`` and ``score_vs_latency.png`` there.
+
+    Example:
+        >>> r = select("data/pets", available=True, latency_budget_ms=20)  # doctest: +SKIP
+        >>> r.top, r.fit_command  # doctest: +SKIP
+        ('efficientnet_lite0', 'graft fit data/pets --model efficientnet_lite0 --out runs/fit-efficientnet_lite0')
+    """
+    started = time.perf_counter()
+    settings = _settings(locals())
+    ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
+    names = _candidate_names(candidates, available)
+    splits = _scan(data)
+    profile = dataset_profile(splits, seed=seed).to_dict()
+    context = {**profile, "latency_budget_ms": latency_budget_ms, "device": device}
+    sample = stratified_sample(splits.train, sample_per_class, seed)
+    advice = ruleset.advise(context, names)
+    rows, skipped = _measure_all(advice, ruleset, context, sample, settings)
+    if control and rows:
+        rows.append(_control_row(rows[0]["candidate"], sample, settings))
+    warnings = rank_rows(rows, settings)
+    result = SelectionResult(rows, skipped, profile, settings, warnings=warnings)
+    result.rules = [rule.explain(context) for rule in ruleset.matching(context)]
+    result.top = next(
+        (r["candidate"] for r in rows if not r["control"] and r["within_budget"] is not False), None
+    )
+    result.fit_command = fit_command(data, result.top, image_size, device) if result.top else None
+    if result.top is None and rows:
+        result.warnings.append(_no_pick_reason(rows, latency_budget_ms))
+    result.seconds = time.perf_counter() - started
+    if out is not None:
+        write_outputs(result, out)
+    return result
+
+
+def _settings(args: dict[str, Any]) -> dict[str, Any]:
+    check_device(args["device"])
+    scores = list(dict.fromkeys(args["scores"]))
+    for name in scores:
+        if name not in SCORE_NAMES:
+            raise_unknown("score", name, SCORE_NAMES)
+    if not scores:
+        raise ConfigError(f"give at least one score; valid: {', '.join(SCORE_NAMES)}.")
+    if args["rank_by"] not in RANK_BY:
+        raise_unknown("rank_by", args["rank_by"], RANK_BY)
+    if args["rank_by"] != "consensus" and args["rank_by"] not in scores:
+        scores.append(args["rank_by"])
+    budget = args["latency_budget_ms"]
+    if budget is not None and not budget > 0:
+        raise ConfigError(f"latency budget must be positive (ms), got {budget}.")
+    if args["sample_per_class"] < 2:
+        raise ConfigError(
+            f"sample_per_class must be at least 2 (cross-validation), got {args['sample_per_class']}."
+        )
+    keys = (
+        "latency_budget_ms",
+        "device",
+        "sample_per_class",
+        "image_size",
+        "rank_by",
+        "batch",
+        "repeats",
+        "memory",
+        "seed",
+        "max_candidates",
+        "pretrained",
+    )
+    return {**{k: args[k] for k in keys}, "data": os.fspath(args["data"]), "scores": scores}
+
+
+def _candidate_names(candidates: Sequence[str] | str | None, available: bool) -> list[str]:
+    if isinstance(candidates, str):
+        candidates = [c.strip() for c in candidates.split(",") if c.strip()]
+    if candidates and available:
+        raise ConfigError("give either candidates or available=True (--available), not both.")
+    if not candidates:
+        from graft.models import available_models
+
+        names = list(available_models())
+        if not names:
+            raise ConfigError("no model has offline weights here; pass candidates explicitly.")
+        return names
+    return list(dict.fromkeys(candidates))
+
+
+def _scan(data: str | os.PathLike):
+    from graft.data import scan_dataset
+
+    splits = scan_dataset(data)
+    if not splits.train:
+        raise ConfigError(
+            f"{data} has no training images; select needs labelled images to score models."
+        )
+    return splits
+
+
+def _measure_all(
+    advice: list[Advice], ruleset: RuleSet, context: dict, sample: list, settings: dict
+) -> tuple[list[dict], list[dict]]:
+    rows, skipped = [], []
+    limit = settings["max_candidates"]
+    for a in advice:
+        if limit is not None and len(rows) >= limit:
+            skipped.append(
+                {"candidate": a.name, "reason": f"beyond max_candidates={limit} in rule order"}
+            )
+            continue
+        try:
+            row = _measure_one(a, ruleset, context, sample, settings)
+        except UnknownNameError:
+            raise
+        except GraftError as e:
+            log.warning("skipping %s: %s", a.name, e)
+            skipped.append({"candidate": a.name, "reason": str(e)})
+            continue
+        if "excluded" in row:
+            skipped.append({"candidate": a.name, "reason": row["excluded"]})
+        else:
+            rows.append(row)
+    return rows, skipped
+
+
+def _measure_one(a: Advice, ruleset: RuleSet, context: dict, sample: list, settings: dict) -> dict:
+    from graft.data import resolve_data_config
+    from graft.models import create_model
+
+    log.info("measuring %s", a.name)
+    model = create_model(a.name, pretrained=settings["pretrained"])
+    data_cfg = resolve_data_config(model, image_size=settings["image_size"])
+    facts = {
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "input_px": int(data_cfg["input_size"][-1]),
+    }
+    (checked,) = ruleset.advise(context, [a.name], {a.name: facts})
+    if checked.excluded:
+        return {"excluded": checked.excluded}
+    row = _evaluate(model, a.name, data_cfg, sample, settings, pretrained=settings["pretrained"])
+    row["control"] = False
+    row["family"], row["notes"] = a.family, a.notes
+    return row
+
+
+def _control_row(name: str, sample: list, settings: dict) -> dict:
+    from graft.data import resolve_data_config
+    from graft.models import create_model
+
+    model = create_model(name, pretrained=False)
+    data_cfg = resolve_data_config(model, image_size=settings["image_size"])
+    row = _evaluate(model, name + CONTROL_SUFFIX, data_cfg, sample, settings, pretrained=False)
+    row["family"], row["notes"] = (
+        None,
+        ["control: same architecture, random weights (sanity check)"],
+    )
+    return row
+
+
+def _evaluate(
+    model, name: str, data_cfg: dict, sample: list, settings: dict, pretrained: bool
+) -> dict:
+    device, input_size = settings["device"], data_cfg["input_size"]
+    cost = measure_cost(
+        model, input_size, device, settings["batch"], repeats=settings["repeats"], memory=False
+    )
+    # the memory probe runs in a fresh process while this one extracts features (after the timing)
+    memory = (
+        start_peak_memory(model, input_size, settings["batch"], device)
+        if settings["memory"]
+        else None
+    )
+    want_source = pretrained and any(s in settings["scores"] for s in SOURCE_SCORES)
+    has_head = getattr(model, "num_classes", 0) > 0
+    ex = extract_features(
+        model, sample, data_cfg, device, with_source_probs=want_source and has_head
+    )
+    peak, method = memory.result() if memory else (None, "off")
+    row: dict[str, Any] = {
+        "candidate": name,
+        "control": not pretrained,
+        "params_m": cost.params / 1e6,
+        "gmacs": cost.macs / 1e9,
+        "latency_ms": cost.latency_ms,
+        "latency_spread": cost.latency_spread,
+        "throughput": cost.throughput,
+        "peak_mem_mb": peak,
+        "memory_method": method,
+        "input_size": list(cost.input_size),
+        "threads": cost.threads,
+        "feature_dim": int(ex.features.shape[1]),
+        "sampled_images": int(ex.features.shape[0]),
+        "extract_seconds": ex.seconds,
+    }
+    row.update(_scores(ex, settings["scores"], settings["seed"], row))
+    return row
+
+
+def _scores(ex: Extracted, names: Sequence[str], seed: int, row: dict) -> dict[str, float | None]:
+    f, y = ex.features, ex.labels
+    out: dict[str, float | None] = {}
+    for name in names:
+        if name in SOURCE_SCORES and ex.source_probs is None:
+            out[name] = None
+            row.setdefault("score_notes", []).append(
+                f"{name}: skipped, needs the pretrained source classifier's probabilities"
+            )
+            continue
+        started = time.perf_counter()
+        if name == "logme":
+            out[name] = logme(f, y)
+        elif name == "hscore":
+            out[name] = hscore(f, y)
+        elif name == "probe":
+            out[name] = cv_probe_accuracy(f, y, seed=seed)
+        elif name == "knn":
+            out[name] = cv_knn_accuracy(f, y, seed=seed)
+        elif name == "leep":
+            out[name] = leep(ex.source_probs, y)
+        elif name == "nce":
+            out[name] = nce(ex.source_probs, y)
+        row.setdefault("score_seconds", {})[name] = round(time.perf_counter() - started, 4)
+    return out
+
+
+def rank_rows(rows: list[dict], settings: dict) -> list[str]:
+    """Fill score, within_budget, pareto and rank; sort rows best first; return warnings."""
+    if not rows:
+        return ["no candidate could be measured; see skipped."]
+    rank_by, budget = settings["rank_by"], settings["latency_budget_ms"]
+    values = (
+        consensus(rows, settings["scores"])
+        if rank_by == "consensus"
+        else [r.get(rank_by) for r in rows]
+    )
+    for r, v in zip(rows, values, strict=True):
+        r["score"] = v
+        r["within_budget"] = None if budget is None else bool(r["latency_ms"] <= budget)
+    rows.sort(key=lambda r: (r["within_budget"] is False, -_num(r["score"]), r["latency_ms"]))
+    front = pareto_front([(r["latency_ms"], _num(r["score"])) for r in rows])
+    for i, (r, on_front) in enumerate(zip(rows, front, strict=True), start=1):
+        r["rank"], r["pareto"] = i, on_front
+    return _control_warning(rows)
+
+
+def consensus(rows: Sequence[dict], scores: Sequence[str]) -> list[float]:
+    """Mean over ``scores`` of each row's rank scaled to 0 (worst) .. 1 (best); ties share ranks.
+
+    Example:
+        >>> consensus([{"a": 1.0, "b": 0.5}, {"a": 2.0, "b": 0.5}], ["a", "b"])
+        [0.25, 0.75]
+    """
+    from scipy.stats import rankdata
+
+    per_score = []
+    for name in scores:
+        vals = np.array([_num(r.get(name)) for r in rows])
+        if np.isfinite(vals).sum() < 1:
+            continue
+        ranks = rankdata(np.where(np.isfinite(vals), vals, -np.inf))
+        per_score.append((ranks - 1) / max(len(rows) - 1, 1))
+    if not per_score:
+        return [float("nan")] * len(rows)
+    return [float(v) for v in np.mean(per_score, axis=0)]
+
+
+def _num(value: Any) -> float:
+    return float(value) if value is not None and np.isfinite(value) else float("-inf")
+
+
+def _control_warning(rows: list[dict]) -> list[str]:
+    controls = [r for r in rows if r["control"]]
+    real = [r for r in rows if not r["control"]]
+    if controls and real and _num(controls[0]["score"]) >= max(_num(r["score"]) for r in real):
+        return [
+            f"the randomly initialised control {controls[0]['candidate']} scores as well as the pretrained "
+            "candidates: the sample may be too small or the pretrained features do not fit this data."
+        ]
+    return []
+
+
+def _no_pick_reason(rows: list[dict], budget: float | None) -> str:
+    fastest = min(
+        (r for r in rows if not r["control"]), key=lambda r: r["latency_ms"], default=None
+    )
+    if fastest is None:
+        return "only the control was measured; no recommendation."
+    return (
+        f"no candidate meets the latency budget of {budget:g} ms; the fastest, {fastest['candidate']}, "
+        f"takes {fastest['latency_ms']:.1f} ms. Raise the budget or add lighter candidates."
+    )
+
+
+def fit_command(
+    data: str | os.PathLike, model: str, image_size: int | None = None, device: str = "cpu"
+) -> str:
+    """The ``graft fit`` command line that fine-tunes ``model`` on ``data``.
+
+    Example:
+        >>> fit_command("data/my pets", "efficientnet_lite0", image_size=128)
+        "graft fit 'data/my pets' --model efficientnet_lite0 --image-size 128 --out runs/fit-efficientnet_lite0"
+    """
+    parts = ["graft", "fit", os.fspath(data), "--model", model]
+    if image_size:
+        parts += ["--image-size", str(image_size)]
+    if device == "cuda":
+        parts += ["--accelerator", "gpu"]
+    safe = model.replace(":", "-").replace("/", "-")
+    parts += ["--out", f"runs/fit-{safe}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def write_outputs(result: SelectionResult, out: str | os.PathLike) -> dict[str, str]:
+    """Write ``selection.json``, ``selection.txt`` and ``score_vs_latency.png`` under ``out``."""
+    from graft.io import write_text
+    from graft.select.plot import plot_selection
+
+    out = Path(out)
+    files = {
+        "json": str(out / "selection.json"),
+        "table": str(out / "selection.txt"),
+        "plot": str(out / "score_vs_latency.png"),
+    }
+    result.files = files
+    if result.rows:
+        plot_selection(result, files["plot"])
+    else:
+        del files["plot"]
+    write_text(files["table"], result.summary() + "\n")
+    result.to_json(files["json"])
+    return files
