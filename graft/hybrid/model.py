@@ -59,6 +59,8 @@ class HybridModel(nn.Module):
         self.pretrained_cfg: dict[str, Any] = {}
         self.default_cfg = self.pretrained_cfg
         self.graft_spec: dict[str, Any] = {}
+        # freshly initialised parameters besides the head: recipes should train them with the head
+        self.graft_new_params: tuple[str, ...] = ("fusion.",)
 
     # ---------------------------------------------------------------------------- branch inputs
 

@@ -205,3 +205,12 @@ def test_vit_at_a_size_it_cannot_take_gives_a_clear_error() -> None:
             pretrained=False,
             branch_inputs={"test_vit": {"input_size": 40}},  # not a multiple of the patch size,
         )
+
+
+def test_grayscale_input_reaches_every_branch() -> None:
+    model = tiny_hybrid("attention", in_chans=1, proj_dim=16).eval()
+    assert model.pretrained_cfg["input_size"] == (1, CNN_SIZE, CNN_SIZE)
+    assert model.pretrained_cfg["mean"] == (0.0,)
+    assert [len(v["mean"]) for v in model.pretrained_cfg["branches"].values()] == [1, 1]
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, CNN_SIZE, CNN_SIZE)).shape == (2, 3)
