@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from graft.data.dataset import (
     ImageDataset,
+    cache_size_for,
     class_counts,
     class_weights,
     collate_skip,
@@ -17,7 +18,7 @@ from graft.data.dataset import (
 from graft.data.images import IMAGE_EXTENSIONS, ImageError, is_image_file, load_image
 from graft.data.samples import sample_dataset
 from graft.data.scan import Splits, scan_dataset, stratified_split
-from graft.data.stats import DatasetStats, dataset_stats
+from graft.data.stats import DatasetStats, dataset_stats, normalization_stats
 from graft.data.transforms import build_transforms, parse_normalization, resolve_data_config
 
 __all__ = [
@@ -28,12 +29,14 @@ __all__ = [
     "ImageError",
     "Splits",
     "build_transforms",
+    "cache_size_for",
     "class_counts",
     "class_weights",
     "collate_skip",
     "is_image_file",
     "load_image",
     "make_balanced_sampler",
+    "normalization_stats",
     "parse_normalization",
     "resolve_data_config",
     "sample_dataset",

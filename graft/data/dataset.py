@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -130,6 +131,17 @@ def build_cache(
         sum(a.nbytes for a in cache if a is not None) / 1e6,
     )
     return cache
+
+
+def cache_size_for(data_cfg: dict[str, Any]) -> int:
+    """Shorter side to cache images at so the transform never upsamples: ``max(H, W) / crop_pct``.
+
+    Example:
+        >>> cache_size_for({"input_size": (3, 224, 224), "crop_pct": 0.875})
+        256
+    """
+    height, width = data_cfg["input_size"][-2:]
+    return math.ceil(max(height, width) / float(data_cfg.get("crop_pct", 1.0)))
 
 
 def estimate_cache_bytes(paths: Sequence[str], mode: str, cache_size: int | None) -> int:

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import io
@@ -92,6 +93,7 @@ def sample_dataset(
     return dest
 
 
+@functools.lru_cache(maxsize=1)
 def load_animals() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The animal-mnist arrays ``(images uint8 N x 28 x 28, labels int N, class names)``, deduplicated."""
     folder = _animal_data_folder()
@@ -102,9 +104,10 @@ def load_animals() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
             f"unexpected animal-mnist data in {folder}: images {images.shape}, labels {labels.shape}"
         )
     images, labels = remove_duplicates(images.astype(np.uint8), labels)
-    return images, labels, ANIMAL_CLASSES
+    return _read_only(images), _read_only(labels), ANIMAL_CLASSES
 
 
+@functools.lru_cache(maxsize=2)
 def load_digits_images(size: int = 32) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """scikit-learn's digits as uint8 ``N x size x size`` images (bicubic upscaling), labels, classes."""
     from sklearn.datasets import load_digits
@@ -117,7 +120,16 @@ def load_digits_images(size: int = 32) -> tuple[np.ndarray, np.ndarray, tuple[st
             for im in small
         ]
     )
-    return big, digits.target.astype(np.int64), tuple(str(i) for i in range(10))
+    return (
+        _read_only(big),
+        _read_only(digits.target.astype(np.int64)),
+        tuple(str(i) for i in range(10)),
+    )
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)  # cached: callers must not modify it
+    return array
 
 
 def remove_duplicates(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -125,6 +125,22 @@ def dataset_stats(
     return stats
 
 
+def normalization_stats(
+    splits: Splits, workers: int | None = None, progress: bool = True
+) -> dict[str, list[float]]:
+    """Mean and std of the training images only, for ``normalization="dataset"`` (store them with the model).
+
+    Example:
+        >>> splits = scan_dataset("data/xrays", val_split=0.2)  # doctest: +SKIP
+        >>> resolve_data_config(cfg, normalization="dataset", dataset_stats=normalization_stats(splits))  # doctest: +SKIP
+    """
+    train_only = Splits(
+        classes=list(splits.classes), train=list(splits.train), source=splits.source
+    )
+    stats = dataset_stats(train_only, model=None, workers=workers, progress=progress)
+    return {"mean": stats.mean, "std": stats.std}
+
+
 def exact_mean_std(sums: Sequence[int], sumsq: Sequence[int], pixels: int, scale: int = 255):
     """Per-channel mean and (population) std on the [0, 1] scale from exact integer sums.
 

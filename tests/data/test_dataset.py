@@ -15,6 +15,7 @@ import graft.data.dataset as dataset_module
 from graft.data import (
     ImageDataset,
     build_transforms,
+    cache_size_for,
     class_counts,
     class_weights,
     collate_skip,
@@ -82,6 +83,11 @@ def test_cache_resizes_and_refuses_when_memory_is_short(
     with caplog.at_level(logging.WARNING, logger="graft"):
         assert not ImageDataset(samples, None, cache_images=True).cached
     assert "not caching images" in caplog.text
+
+
+def test_cache_size_never_makes_the_transform_upsample() -> None:
+    assert cache_size_for(resolve_data_config(CFG, image_size=(40, 56))) == 56
+    assert cache_size_for({"input_size": (3, 224, 224), "crop_pct": 0.875}) == 256
 
 
 def test_in_chans_must_be_1_or_3() -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from graft.cli import main
 from graft.data import dataset_stats, load_image, scan_dataset
-from graft.data.stats import exact_mean_std, recommend_normalization
+from graft.data.stats import exact_mean_std, normalization_stats, recommend_normalization
 
 from .conftest import BAD
 
@@ -116,3 +116,18 @@ def test_cli_report_and_errors(tiny_folder_session: Path, capsys) -> None:
     assert "mean (RGB, 0-1)" in report and "recommended normalization: pretrained" in report
     assert main(["stats", str(tiny_folder_session / "nope"), "--no-progress"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_normalization_stats_use_training_images_only(tmp_path: Path) -> None:
+    for cls in ("a", "b"):
+        for i, value in enumerate((0, 0, 0, 0, 255)):
+            (tmp_path / "d" / cls).mkdir(parents=True, exist_ok=True)
+            Image.new("L", (4, 4), value).save(tmp_path / "d" / cls / f"{i}.png")
+    splits = scan_dataset(tmp_path / "d", val_split=0.2, seed=0)
+    train_paths = [p for p, _ in splits.train]
+    mean, std = _numpy_mean_std(train_paths)
+    stats = normalization_stats(splits, progress=False)
+    np.testing.assert_allclose(stats["mean"], mean, atol=1e-9)
+    np.testing.assert_allclose(stats["std"], std, atol=1e-9)
+    whole = dataset_stats(tmp_path / "d", model=None, progress=False)
+    assert whole.mean[0] == pytest.approx(0.2) and stats["mean"][0] != pytest.approx(0.2)
