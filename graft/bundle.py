@@ -407,14 +407,12 @@ def load_classifier(folder: Path, meta: dict[str, Any], device: str = "cpu") -> 
 
 def build_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     """Rebuild an architecture from a bundle's ``spec`` without downloading or loading weights."""
-    try:
-        from graft.models import create_model
-    except ImportError:  # graft.models not installed: plain timm architectures only
-        import timm
+    from graft.models import create_model
 
-        args = {k: v for k, v in spec.items() if k in ("num_classes", "in_chans")}
-        return timm.create_model(spec["name"], pretrained=False, **args)
-    return create_model(**dict(spec), pretrained=False)
+    try:
+        return create_model(**dict(spec), pretrained=False)
+    except TypeError as e:
+        raise BundleError(f"model.json has a spec this graft cannot build ({spec}): {e}") from e
 
 
 def load_weights(model: nn.Module, path: Path) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import timm
 import torch
 
 from graft.bundle import save_bundle
 from graft.data.dataset import ImageDataset
 from graft.data.scan import scan_dataset
 from graft.data.transforms import build_transforms
+from graft.models import create_model
 
 DATA_CONFIG = {
     "input_size": (3, 16, 16),
@@ -44,8 +44,9 @@ def train_tiny(data: Path) -> tuple[torch.nn.Module, list[str]]:
     splits = scan_dataset(data)
     ds = ImageDataset(splits.train, build_transforms(DATA_CONFIG, train=False))
     x = torch.stack([ds[i][0] for i in range(len(ds))])
-    model = timm.create_model("test_efficientnet", num_classes=len(splits.classes)).eval()
-    model.graft_spec = {"name": "test_efficientnet", "num_classes": len(splits.classes)}
+    model = create_model(
+        "test_efficientnet", num_classes=len(splits.classes), pretrained=False
+    ).eval()
     with torch.no_grad():
         features = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
     head = LogisticRegression(C=10.0, max_iter=2000).fit(features, ds.labels)

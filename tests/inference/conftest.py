@@ -1,14 +1,14 @@
-"""Fixtures for bundle / predict / evaluate tests: a tiny timm model saved as a bundle."""
+"""Fixtures for bundle / predict / evaluate tests: a tiny model saved as a bundle."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import timm
 import torch
 
 from graft.bundle import save_bundle
+from graft.models import create_model
 
 CLASSES = ["blue", "green", "red"]
 DATA_CONFIG = {
@@ -21,11 +21,12 @@ DATA_CONFIG = {
 
 
 def tiny_model(seed: int = 0) -> torch.nn.Module:
-    """A tiny timm model with a graft_spec, as graft.create_model would hand out."""
+    """A tiny model from graft.models (it carries graft_spec)."""
     torch.manual_seed(seed)
-    model = timm.create_model("test_efficientnet", num_classes=len(CLASSES))
-    model.graft_spec = {"name": "test_efficientnet", "num_classes": len(CLASSES)}
-    return model.eval()
+    model = create_model("test_efficientnet", num_classes=len(CLASSES), pretrained=False).eval()
+    with torch.no_grad():  # a spread-out head, so that outputs differ clearly between inputs
+        torch.nn.init.normal_(model.get_classifier().weight, std=0.5)
+    return model
 
 
 @pytest.fixture

@@ -37,7 +37,8 @@ def test_round_trip_identical_logits(bundle_dir: Path) -> None:
 def test_model_json_contents(bundle_dir: Path) -> None:
     meta = json.loads((bundle_dir / "model.json").read_text())
     assert meta["format"] == "graft-bundle" and meta["format_version"] == 1
-    assert meta["spec"] == {"name": "test_efficientnet", "num_classes": 3}
+    assert meta["spec"] == load_bundle(bundle_dir).model.graft_spec
+    assert meta["spec"]["name"] == "test_efficientnet" and meta["spec"]["num_classes"] == 3
     assert meta["data_config"]["input_size"] == [3, 32, 32]
     assert meta["data_config"]["normalization"] == "pretrained"
     assert meta["metrics"] == {"val_acc": 0.5}
