@@ -7,7 +7,8 @@ failed, which a Lightning ``training_step`` can skip by returning ``None``). Wit
 each worker process records its own failures; the warning in the log is the reliable report.
 
 ``cache_images=True`` decodes every image once, resized so that its shorter side is ``cache_size``
-pixels (never upscaled), and keeps the uint8 pixels in memory, shared with forked DataLoader workers.
+pixels (never upscaled), and keeps the uint8 pixels in memory, shared with forked DataLoader workers
+and with other datasets over the same files (e.g. the train set with and without augmentation).
 The estimated size is checked against available memory first; when it would use more than half,
 the cache is turned off with a warning.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,9 +66,9 @@ class ImageDataset(Dataset):
         self.in_chans = in_chans
         self.mode = "L" if in_chans == 1 else "RGB"
         self.failed: dict[str, str] = {}
-        self._cache: list[np.ndarray | None] | None = None
+        self._cache: ImageCache | None = None
         if cache_images:
-            self._cache = build_cache(self.samples, self.mode, cache_size, workers)
+            self._cache = shared_cache(self.samples, self.mode, cache_size, workers)
 
     @property
     def labels(self) -> list[int]:
@@ -88,8 +90,8 @@ class ImageDataset(Dataset):
         return (self.transform(img) if self.transform else img), label
 
     def _load(self, index: int, path: str) -> Image.Image | None:
-        if self._cache is not None and self._cache[index] is not None:
-            return Image.fromarray(self._cache[index], self.mode)
+        if self._cache is not None and self._cache.arrays[index] is not None:
+            return Image.fromarray(self._cache.arrays[index], self.mode)
         try:
             return load_image(path, self.mode)
         except ImageError as e:
@@ -103,6 +105,35 @@ def collate_skip(batch: list[Any]) -> Any:
     """``default_collate`` without the ``None`` entries of failed images; ``None`` if all failed."""
     kept = [item for item in batch if item is not None]
     return default_collate(kept) if kept else None
+
+
+class ImageCache:
+    """Decoded uint8 images, one entry per sample (``None`` for files that failed)."""
+
+    def __init__(self, arrays: list[np.ndarray | None]) -> None:
+        self.arrays = arrays
+
+
+_SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def shared_cache(
+    samples: Sequence[tuple[str, int]],
+    mode: str,
+    cache_size: int | None,
+    workers: int | None = None,
+) -> ImageCache | None:
+    """The cache for these files: datasets over the same files (e.g. train with augmentation and
+    without) share one copy while any of them is alive; ``None`` when it would not fit in memory."""
+    key = (tuple(p for p, _ in samples), mode, cache_size)
+    cache = _SHARED.get(key)
+    if cache is None:
+        arrays = build_cache(samples, mode, cache_size, workers)
+        if arrays is None:
+            return None
+        cache = ImageCache(arrays)
+        _SHARED[key] = cache
+    return cache
 
 
 def build_cache(

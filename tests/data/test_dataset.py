@@ -111,3 +111,13 @@ def test_balanced_sampler_draws_classes_equally() -> None:
     assert list(make_balanced_sampler(labels, seed=1)) == list(
         make_balanced_sampler(labels, seed=1)
     )
+
+
+def test_datasets_over_the_same_files_share_one_cache(tiny_folder_session: Path) -> None:
+    samples = scan_dataset(tiny_folder_session, verify=False).train
+    augmented = ImageDataset(
+        samples, build_transforms(CFG, train=True, augment="light"), cache_images=True
+    )
+    plain = ImageDataset(samples, build_transforms(CFG, train=False), cache_images=True)
+    assert augmented._cache is plain._cache
+    assert ImageDataset(samples[:5], None, cache_images=True)._cache is not plain._cache
