@@ -57,7 +57,7 @@ def parse_hybrid_name(name: str) -> list[str]:
 
 def create_hybrid(
     name: str,
-    num_classes: int,
+    num_classes: int | None,
     pretrained: bool | Mapping[str, bool] = True,
     *,
     fusion: str = "concat",
@@ -75,6 +75,8 @@ def create_hybrid(
     Args:
         name: backbone names joined by ``+`` (any name :func:`graft.models.create_model` accepts).
         num_classes: outputs of the head (0: no head, ``forward`` returns the fused features).
+            ``None`` (``create_model``'s "keep the pretrained head") means 0: a hybrid has no
+            pretrained head.
         pretrained: load each branch's pretrained weights; a mapping ``{branch name: bool}`` decides
             per branch (e.g. a CNN with shipped weights and a randomly initialised ViT).
         fusion: ``"concat"``, ``"gated"`` or ``"attention"`` (one CNN branch + one token branch).
@@ -100,6 +102,11 @@ def create_hybrid(
         torch.Size([2, 3])
     """
     names = parse_hybrid_name(name)
+    if num_classes is None:
+        log.info(
+            "hybrid %s has no pretrained head: num_classes=None gives fused features (0)", name
+        )
+        num_classes = 0
     _check_options(names, fusion, proj_dim, num_classes, pretrained, branch_kwargs, branch_inputs)
     branch_kwargs = {n: dict(v) for n, v in (branch_kwargs or {}).items()}
     overrides = {n: dict(v) for n, v in (branch_inputs or {}).items()}

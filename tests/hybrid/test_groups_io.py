@@ -95,6 +95,16 @@ def test_rebuild_from_graft_spec_gives_identical_predictions(fusion: str) -> Non
         torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
 
 
+def test_create_model_without_num_classes_gives_a_feature_extractor() -> None:
+    from graft.models import create_model
+
+    model = create_model("test_efficientnet+test_vit", pretrained=False, fusion="gated", proj_dim=8,
+                         branch_kwargs={"test_vit": {"img_size": 32}})  # fmt: skip
+    assert isinstance(model, HybridModel) and model.num_classes == 0
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 160, 160)).shape == (1, 8)
+
+
 def test_weights_file_of_a_whole_hybrid(tmp_path: Path) -> None:
     from safetensors.torch import save_model
 
