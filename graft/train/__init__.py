@@ -14,10 +14,10 @@ import importlib
 from typing import Any
 
 _API = {
-    "fit": "graft.train.fit",
-    "FitResult": "graft.train.fit",
+    "fit": "graft.train.fitting",
+    "FitResult": "graft.train.fitting",
     "FitConfig": "graft.train.config",
-    "lr_find": "graft.train.lr_find",
+    "lr_find": "graft.train.lr_finder",
     "build_plan": "graft.train.recipes",
     "lr_at": "graft.train.schedules",
     "ProgressiveUnfreezing": "graft.train.unfreeze",

@@ -49,13 +49,14 @@ class GraftModule(pl.LightningModule):
         class_weights: torch.Tensor | None = None,
         channels_last: bool = False,
         groups: ModelGroups | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
         self.num_classes = num_classes
         self.groups = groups or ModelGroups.of(model)
         self.opt_name, self.weight_decay, self.momentum = optimizer, weight_decay, momentum
-        self.channels_last = channels_last
+        self.channels_last, self.seed = channels_last, seed
         self.mixup = _make_mixup(mixup, cutmix, label_smoothing, num_classes)
         self.loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
         self.eval_loss = nn.CrossEntropyLoss()
@@ -173,18 +174,11 @@ class GraftModule(pl.LightningModule):
         )
         return optimizer
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["graft_rng"] = _rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "graft_rng" in checkpoint:
-            self._pending_rng = checkpoint["graft_rng"]
-
-    def on_train_start(self) -> None:
-        pending = getattr(self, "_pending_rng", None)
-        if pending is not None:  # restore as late as possible: exactly where the saved run stood
-            _set_rng_state(pending)
-            self._pending_rng = None
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if batch_idx == 0:  # random draws of an epoch (dropout, mixup) depend on (seed, epoch) only
+            seed_everything_quietly(
+                self.seed * 7919 + self.current_epoch * 104729 + self.global_rank
+            )
 
 
 def _make_mixup(mixup: float, cutmix: float, smoothing: float, num_classes: int) -> Any:
@@ -205,20 +199,9 @@ def _make_ema(model: nn.Module, decay: float | None) -> nn.Module | None:
     return ModelEmaV3(model, decay=decay)
 
 
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state(
-        (kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss))
-    )
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
+def seed_everything_quietly(seed: int) -> None:
+    """Seed torch, numpy and random (what an epoch's dropout and mixup draw from)."""
+    seed %= 2**32
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)

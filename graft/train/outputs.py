@@ -20,19 +20,21 @@ from graft.train.recipes import Plan
 HISTORY_KEYS = ("epoch", "phase", "train_loss_epoch", "train_acc", "val_loss", "val_acc", "lr_head")
 
 
-def epoch_history(log_csv: Path, plan: Plan) -> list[dict[str, Any]]:
-    """Lightning's step/epoch log rows merged into one row per epoch, with the phase name."""
-    if not log_csv.is_file():
-        return []
+def epoch_history(log_csvs: list[Path], plan: Plan) -> list[dict[str, Any]]:
+    """Lightning's step/epoch log rows merged into one row per epoch, with the phase name.
+
+    ``log_csvs`` are read in order (first run, then each resume); a resumed epoch replaces the
+    rows an interrupted run left for it.
+    """
     rows: dict[int, dict[str, Any]] = {}
-    with open(log_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            if not row.get("epoch"):
-                continue
-            epoch = int(float(row["epoch"]))
-            merged = rows.setdefault(
-                epoch, {"epoch": epoch, "phase": plan.phases[plan.index_at(epoch)].name}
-            )
+    for log_csv in log_csvs:
+        seen: set[int] = set()
+        for epoch, row in _read_rows(log_csv):
+            if epoch not in seen:
+                rows.pop(epoch, None)
+                seen.add(epoch)
+            phase = plan.phases[plan.index_at(epoch)].name
+            merged = rows.setdefault(epoch, {"epoch": epoch, "phase": phase})
             for key, value in row.items():
                 if value not in ("", None) and key not in ("epoch", "step"):
                     merged[key] = float(
@@ -41,9 +43,17 @@ def epoch_history(log_csv: Path, plan: Plan) -> list[dict[str, Any]]:
     return [rows[e] for e in sorted(rows)]
 
 
+def _read_rows(log_csv: Path) -> list[tuple[int, dict[str, str]]]:
+    if not log_csv.is_file():
+        return []
+    with open(log_csv, newline="") as f:
+        return [(int(float(r["epoch"])), r) for r in csv.DictReader(f) if r.get("epoch")]
+
+
 def write_history(run: Path, plan: Plan) -> list[dict[str, Any]]:
     """Write ``run/metrics.csv`` (one row per epoch) atomically and return its rows."""
-    history = epoch_history(run / "logs" / "metrics.csv", plan)
+    resumes = sorted(run.glob("logs-*/metrics.csv"), key=lambda p: int(p.parent.name.split("-")[1]))
+    history = epoch_history([run / "logs" / "metrics.csv", *resumes], plan)
     keys = list(HISTORY_KEYS) + sorted(
         {k for r in history for k in r} - set(HISTORY_KEYS) - {"train_loss_step"}
     )

@@ -31,6 +31,7 @@ def make_trainer(
     best = ModelCheckpoint(
         dirpath=run / "checkpoints", filename="best", monitor=monitor, mode=mode,
         save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
+        save_on_train_epoch_end=True,  # after validation: a resume starts cleanly at the next epoch
     )  # fmt: skip
     callbacks: list[pl.Callback] = [ProgressiveUnfreezing(plan, cfg.schedule), best]
     if cfg.early_stop is not None and monitor:
@@ -47,7 +48,7 @@ def make_trainer(
         deterministic=cfg.deterministic,
         gradient_clip_val=cfg.grad_clip,
         callbacks=callbacks,
-        logger=CSVLogger(run, name="", version="logs"),
+        logger=CSVLogger(run, name="", version=_log_version(run, cfg.resume)),
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -56,6 +57,16 @@ def make_trainer(
         default_root_dir=run,
     )
     return trainer, best
+
+
+def _log_version(run: Path, resume: bool) -> str:
+    """``logs`` for a new run; ``logs-1``, ``logs-2`` ... for each resume (earlier logs are kept)."""
+    if not resume:
+        return "logs"
+    n = 1
+    while (run / f"logs-{n}").exists():
+        n += 1
+    return f"logs-{n}"
 
 
 def _has_val(cfg: FitConfig) -> bool:
@@ -78,6 +89,6 @@ def quiet_lightning() -> None:
     import warnings
 
     for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*", ".*does not have many workers.*",
-                    ".*litlogger.*", ".*GPU available but not used.*"):  # fmt: skip
+                    ".*litlogger.*", ".*GPU available but not used.*", ".*exists and is not empty.*"):  # fmt: skip
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)

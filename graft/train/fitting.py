@@ -199,7 +199,7 @@ def _make_module(
         model = model.to(memory_format=torch.channels_last)
     return GraftModule(
         model, splits.num_classes, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.label_smoothing,
-        cfg.mixup, cfg.cutmix, cfg.ema_decay if cfg.ema else None, weights, cfg.channels_last, groups,
+        cfg.mixup, cfg.cutmix, cfg.ema_decay if cfg.ema else None, weights, cfg.channels_last, groups, cfg.seed,
     )  # fmt: skip
 
 
