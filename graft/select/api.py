@@ -147,9 +147,13 @@ def _candidate_names(candidates: Sequence[str] | str | None, available: bool) ->
     if candidates and available:
         raise ConfigError("give either candidates or available=True (--available), not both.")
     if not candidates:
-        from graft.models import available_models
-
-        names = list(available_models())
+        try:
+            from graft.models import available_models
+        except ImportError as e:
+            raise ConfigError(
+                "this graft cannot list models with offline weights; pass candidates."
+            ) from e
+        names = [e["name"] if isinstance(e, dict) else str(e) for e in available_models()]
         if not names:
             raise ConfigError("no model has offline weights here; pass candidates explicitly.")
         return names

@@ -1,0 +1,179 @@
+"""Does ``graft select`` rank backbones the way short fine-tuning does, in a fraction of its time?
+
+On the animals sample (real 28x28 silhouettes, 10 classes), the backbones with offline ImageNet
+weights plus a randomly initialised control are (1) ranked by :func:`graft.select.select` on the
+training images and (2) each fine-tuned with the same short :func:`graft.fit` recipe and scored on
+the held-out test images. Reported: Kendall's tau between select's score and test accuracy (per
+score too), and select's wall time against the total fitting time.
+Targets: tau >= 0.6, select <= 10% of the fitting time.
+
+Usage:
+    .venv/bin/python bench/bench_select.py --per-class 100 --epochs 3 --out runs/bench-select
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from scipy.stats import kendalltau
+
+from graft.data import sample_dataset
+from graft.io import write_json
+from graft.runtime import tune_allocator
+from graft.select import select
+from graft.select.api import CONTROL_SUFFIX
+from graft.train import fit
+
+DEFAULT_CANDIDATES = [
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "tv:mobilenet_v2",
+]
+
+
+def candidates() -> list[str]:
+    """Backbones with offline weights (graft.models.available_models when it exists)."""
+    try:
+        from graft.models import available_models
+
+        names = [e["name"] if isinstance(e, dict) else str(e) for e in available_models()]
+        return names or DEFAULT_CANDIDATES
+    except ImportError:
+        return DEFAULT_CANDIDATES
+
+
+def fit_one(data: Path, name: str, args: argparse.Namespace, out: Path) -> dict:
+    """Fine-tune ``name`` (``NAME@random``: random init) with the shared short recipe; test accuracy."""
+    random_init = name.endswith(CONTROL_SUFFIX)
+    model = name.removesuffix(CONTROL_SUFFIX)
+    started = time.perf_counter()
+    result = fit(
+        str(data),
+        model=model,
+        weights="none" if random_init else "pretrained",
+        image_size=args.image_size,
+        epochs=args.epochs,
+        batch_size=32,
+        seed=args.seed,
+        progress=False,
+        out=str(out / "fits" / name.replace(":", "-").replace("@", "-")),
+    )
+    seconds = time.perf_counter() - started
+    acc_key = next(k for k in result.metrics if k.startswith("test") and "acc" in k)
+    return {
+        "candidate": name,
+        "test_acc": result.metrics[acc_key],
+        "fit_seconds": seconds,
+        "metrics": result.metrics,
+    }
+
+
+def tau(selection_rows: list[dict], fits: dict[str, dict], key: str) -> float | None:
+    """Kendall tau between a select column and fine-tuned test accuracy."""
+    pairs = [
+        (r[key], fits[r["candidate"]]["test_acc"]) for r in selection_rows if r.get(key) is not None
+    ]
+    if len(pairs) < 3:
+        return None
+    value = kendalltau([p[0] for p in pairs], [p[1] for p in pairs]).statistic
+    return float(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--per-class", type=int, default=100, help="animals images per class (80%% train)"
+    )
+    p.add_argument("--sample-per-class", type=int, default=20, help="select's stratified sample")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/bench-select")
+    args = p.parse_args(argv)
+    tune_allocator()
+    out = Path(args.out)
+    data = sample_dataset("animals", out / "animals", per_class=args.per_class)
+    names = candidates()
+    print(f"candidates: {names} + control", flush=True)
+
+    started = time.perf_counter()
+    sel = select(
+        data,
+        names,
+        image_size=args.image_size,
+        sample_per_class=args.sample_per_class,
+        scores=("logme", "probe", "knn", "hscore", "leep", "nce"),
+        rank_by="consensus",
+        control=True,
+        seed=args.seed,
+        out=out / "select",
+    )
+    select_seconds = time.perf_counter() - started
+    print(sel.summary(), flush=True)
+    print(f"select: {select_seconds:.1f} s", flush=True)
+
+    fits = {}
+    for row in sel.rows:
+        fits[row["candidate"]] = fit_one(data, row["candidate"], args, out)
+        print(
+            f"fit {row['candidate']}: test acc {fits[row['candidate']]['test_acc']:.4f} "
+            f"in {fits[row['candidate']]['fit_seconds']:.1f} s",
+            flush=True,
+        )
+    fit_seconds = sum(f["fit_seconds"] for f in fits.values())
+    taus = {
+        k: tau(sel.rows, fits, k)
+        for k in ("score", "logme", "probe", "knn", "hscore", "leep", "nce")
+    }
+    report = {
+        "settings": vars(args),
+        "candidates": names,
+        "select_seconds": select_seconds,
+        "fit_seconds_total": fit_seconds,
+        "select_fraction_of_fit": select_seconds / fit_seconds,
+        "kendall_tau": taus,
+        "rows": [
+            {
+                "candidate": r["candidate"],
+                "select_rank": r["rank"],
+                "score": r["score"],
+                "logme": r["logme"],
+                "probe": r["probe"],
+                "knn": r["knn"],
+                "latency_ms": r["latency_ms"],
+                "test_acc": fits[r["candidate"]]["test_acc"],
+                "fit_seconds": fits[r["candidate"]]["fit_seconds"],
+            }
+            for r in sel.rows
+        ],
+        "targets": {
+            "tau_consensus>=0.6": (taus["score"] or -1) >= 0.6,
+            "select<=10%_of_fit": select_seconds <= 0.1 * fit_seconds,
+        },
+    }
+    write_json(out / "bench_select.json", report)
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "kendall_tau",
+                    "select_seconds",
+                    "fit_seconds_total",
+                    "select_fraction_of_fit",
+                    "targets",
+                )
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
