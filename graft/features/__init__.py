@@ -1,5 +1,7 @@
 """Features: extraction, the feature store, scikit-learn probes and the frozen-prefix cache.
 
+Importing this package registers the ``probe`` bundle kind with :mod:`graft.bundle`.
+
 Example:
     >>> import graft
     >>> f = graft.extract("data/pets", model="efficientnet_lite0", image_size=128)  # doctest: +SKIP
@@ -8,8 +10,11 @@ Example:
 
 from __future__ import annotations
 
+from graft.features import probe_bundle as _probe_bundle  # noqa: F401  (registers kind "probe")
 from graft.features.arrays import Features
 from graft.features.extract import extract
 from graft.features.layers import LayerReader
+from graft.features.probe import CLASSIFIERS, Probe
+from graft.features.probe_api import ProbeResult, probe
 
-__all__ = ["Features", "LayerReader", "extract"]
+__all__ = ["CLASSIFIERS", "Features", "LayerReader", "Probe", "ProbeResult", "extract", "probe"]
