@@ -5,7 +5,8 @@ learning rates spread from head to stem), the same epochs, batch size, seed, aug
 Reported: test accuracy, parameters, latency (batch 1, median) and throughput (batch 32) on this CPU.
 
 - CNN: ``efficientnet_lite0`` with its shipped ImageNet weights, at ``--cnn-size`` px.
-- ViT: ``vit_tiny_patch16_224`` randomly initialised (no ViT weights install offline) at ``--vit-size`` px.
+- ViT: ``vit_tiny_patch16_224`` randomly initialised (no ViT weights install offline) at ``--vit-size``
+  px with ``--vit-patch`` px patches (default 32 px / 8 px: 16 tokens, near the images' 28 px).
 - Hybrids: both branches, each fed its own size and normalization inside the model.
 
 ``graft.train.fit`` builds its model from a name, and a hybrid with a randomly initialised ViT at a
@@ -13,7 +14,7 @@ small size needs options a name does not carry (``pretrained`` per branch, ``img
 script hands fit the model through its model-building step (``_bridge``) until fit accepts model
 options; the training itself is fit's, unchanged.
 
-Run:  .venv/bin/python bench/bench_hybrid.py --per-class 60 --epochs 4 --out bench-out/hybrid
+Run:  .venv/bin/python bench/bench_hybrid.py --per-class 30 --epochs 3 --out bench-out/hybrid
 """
 
 from __future__ import annotations
@@ -34,16 +35,20 @@ CNN, VIT = "efficientnet_lite0", "vit_tiny_patch16_224"
 FUSIONS = ("concat", "gated", "attention")
 
 
-def make_models(cnn_size: int, vit_size: int) -> dict[str, Callable[[int], nn.Module]]:
+def make_models(
+    cnn_size: int, vit_size: int, vit_patch: int
+) -> dict[str, Callable[[int], nn.Module]]:
     """Label -> factory(num_classes) for every model of the bench."""
     from graft.hybrid import create_hybrid
     from graft.models import create_model
+
+    vit_kwargs = {"img_size": vit_size, "patch_size": vit_patch}
 
     def cnn(n: int) -> nn.Module:
         return create_model(CNN, num_classes=n, pretrained=True)
 
     def vit(n: int) -> nn.Module:
-        return create_model(VIT, num_classes=n, pretrained=False, img_size=vit_size)
+        return create_model(VIT, num_classes=n, pretrained=False, **vit_kwargs)
 
     def hybrid(fusion: str) -> Callable[[int], nn.Module]:
         return lambda n: create_hybrid(
@@ -51,7 +56,7 @@ def make_models(cnn_size: int, vit_size: int) -> dict[str, Callable[[int], nn.Mo
             num_classes=n,
             pretrained={CNN: True, VIT: False},
             fusion=fusion,
-            branch_kwargs={VIT: {"img_size": vit_size}},
+            branch_kwargs={VIT: vit_kwargs},
             branch_inputs={CNN: {"input_size": cnn_size}},
         )
 
@@ -118,12 +123,13 @@ def run_one(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--per-class", type=int, default=60, help="animals images per class (80/20 train/test)"
+        "--per-class", type=int, default=30, help="animals images per class (80/20 train/test)"
     )
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--cnn-size", type=int, default=96)
-    p.add_argument("--vit-size", type=int, default=64)
+    p.add_argument("--vit-size", type=int, default=32, help="the images are 28 px silhouettes")
+    p.add_argument("--vit-patch", type=int, default=8)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default=None, help="run only models whose label contains this text")
@@ -139,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     data = sample_dataset("animals", out / "data", per_class=args.per_class, seed=args.seed)
     rows = []
-    for label, factory in make_models(args.cnn_size, args.vit_size).items():
+    for label, factory in make_models(args.cnn_size, args.vit_size, args.vit_patch).items():
         if args.only and args.only not in label:
             continue
         rows.append(run_one(label, factory, data, out / "runs", args))
