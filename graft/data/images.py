@@ -17,6 +17,8 @@ A file that cannot be used raises :class:`ImageError` (a :class:`graft.errors.Da
 
 Images larger than :data:`MAX_IMAGE_PIXELS` pixels (100 megapixels by default; environment variable
 ``GRAFT_MAX_IMAGE_PIXELS`` changes it) are refused as decompression bombs before any pixel is decoded.
+Importing this module sets Pillow's ``Image.MAX_IMAGE_PIXELS`` to the same value and silences
+Pillow's bomb warning (the refusal replaces it) and its warnings about corrupt TIFF metadata.
 
 Example:
     >>> img = load_image("cat.jpg")  # doctest: +SKIP
@@ -36,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from graft.errors import DataError
+from graft.log import get_logger
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
@@ -43,6 +46,15 @@ IMAGE_EXTENSIONS = frozenset(
 MAX_IMAGE_PIXELS = int(os.environ.get("GRAFT_MAX_IMAGE_PIXELS", 100_000_000))
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 _VALID_MODES = ("RGB", "L", None)
+
+log = get_logger("graft.data")
+
+# graft's policy for every image it opens: Pillow refuses at twice this limit, and open_image()
+# refuses anything above it itself, so Pillow's warning between the two is redundant noise.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Corrupt TIFF/EXIF metadata: Pillow warns and carries on; the pixels are still decoded and checked.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 
 class ImageError(DataError):
@@ -99,10 +111,16 @@ def finish_image(
     """Decode an image returned by :func:`open_image`: pixels, EXIF orientation, 8 bits, ``mode``."""
     try:
         img.load()
-        ImageOps.exif_transpose(img, in_place=True)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+    except Exception as e:  # untrusted bytes: any decoder failure means a broken file
         raise ImageError(path, _decode_reason(e), str(e)) from e
-    return to_mode(to_8bit(img), mode)
+    try:
+        ImageOps.exif_transpose(img, in_place=True)
+    except Exception as e:  # a broken EXIF block must not lose the pixels
+        log.debug("ignoring unreadable EXIF orientation of %s: %s", path, e)
+    try:
+        return to_mode(to_8bit(img), mode)
+    except (ValueError, OSError, TypeError) as e:
+        raise ImageError(path, "unsupported mode", f"{img.mode}: {e}") from e
 
 
 def open_image(data: bytes, path: str | os.PathLike = "<bytes>") -> Image.Image:
@@ -110,14 +128,12 @@ def open_image(data: bytes, path: str | os.PathLike = "<bytes>") -> Image.Image:
     if not data:
         raise ImageError(path, "zero-byte file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
         raise ImageError(path, "decompression bomb", str(e)) from e
     except UnidentifiedImageError as e:
         raise ImageError(path, "not an image", _sniff(data)) from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except Exception as e:  # untrusted bytes: struct.error, IndexError, ... from fuzzed headers
         raise ImageError(path, "corrupt", str(e)) from e
     width, height = img.size
     if width * height > MAX_IMAGE_PIXELS:

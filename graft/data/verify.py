@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
@@ -36,18 +36,37 @@ def check_image(path: str) -> str | None:
         img.load()
     except ImageError as e:
         return e.reason
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+    except Exception as e:  # untrusted bytes: any decoder failure means a broken file
+        if isinstance(e, Image.DecompressionBombError):
+            return "decompression bomb"
         text = str(e).lower()
         return "truncated" if "truncat" in text or isinstance(e, EOFError) else "corrupt"
     return None
 
 
 def find_unreadable(paths: Sequence[str], workers: int | None = None) -> list[tuple[str, str]]:
-    """Check ``paths`` in parallel; return ``(path, reason)`` for each file that fails, in order."""
+    """Check ``paths`` in parallel; return ``(path, reason)`` for each file that fails, in order.
+
+    A progress bar appears for 2,000 files or more when stderr is a terminal.
+    """
+    from tqdm.auto import tqdm
+
     workers = workers or default_workers()
-    if workers <= 1 or len(paths) < 64:
-        reasons: Iterable[str | None] = map(check_image, paths)
-        return [(p, r) for p, r in zip(paths, reasons, strict=True) if r]
-    with ThreadPoolExecutor(workers) as pool:
-        reasons = list(pool.map(check_image, paths, chunksize=32))
+    bar = tqdm(
+        total=len(paths),
+        desc="checking images",
+        unit="img",
+        disable=None if len(paths) >= 2000 else True,
+    )
+    with bar:
+        if workers <= 1 or len(paths) < 64:
+            reasons = [_tick(bar, check_image(p)) for p in paths]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                reasons = [_tick(bar, r) for r in pool.map(check_image, paths)]
     return [(p, r) for p, r in zip(paths, reasons, strict=True) if r]
+
+
+def _tick(bar, reason: str | None) -> str | None:
+    bar.update(1)
+    return reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,12 @@ from graft.data.images import decode_image
 from graft.errors import DataError
 
 from .conftest import BAD, png_header_bomb
+
+# graft.data.images silences these at import; pytest resets warning filters for each test
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin"),
+    pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),
+]
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
@@ -152,3 +159,28 @@ def test_exif_orientation_applied(messy_folder: Path) -> None:
 def test_invalid_mode_argument(messy_folder: Path) -> None:
     with pytest.raises(ValueError, match="mode"):
         load_image(messy_folder / "alpha/gray.png", mode="CMYK")
+
+
+def test_mutated_files_decode_or_raise_image_error(tmp_path: Path) -> None:
+    """Fuzz: random byte flips and cuts of valid files never raise anything but ImageError."""
+    rng = np.random.default_rng(0)
+    sources = {}
+    for fmt in ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF"):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(buf, format=fmt)
+        sources[fmt] = buf.getvalue()
+    outcomes = {"ok": 0, "error": 0}
+    for fmt, data in sources.items():
+        for _ in range(60):
+            mutated = bytearray(data)
+            for pos in rng.integers(0, len(mutated), size=int(rng.integers(1, 6))):
+                mutated[pos] = int(rng.integers(0, 256))
+            if rng.random() < 0.3:
+                mutated = mutated[: int(rng.integers(1, len(mutated)))]
+            try:
+                img = decode_image(bytes(mutated), f"fuzz.{fmt.lower()}")
+                assert img.mode == "RGB"
+                outcomes["ok"] += 1
+            except ImageError:
+                outcomes["error"] += 1
+    assert outcomes["error"] > 0 and outcomes["ok"] > 0
