@@ -50,6 +50,7 @@ def freeze(
         >>> len(freeze(m, upto=2)) > 0  # doctest: +SKIP
         True
     """
+    _check_policy(bn)
     selected = select_params(model, upto, groups, names, default_all_but_head=True)
     _set_requires_grad(model, selected, False)
     apply_bn_policy(model, bn)
@@ -69,6 +70,8 @@ def unfreeze(
     Example:
         >>> unfreeze(m, groups=["layer4.0"])  # doctest: +SKIP
     """
+    if bn is not None:
+        _check_policy(bn)
     if upto is None and groups is None and names is None:
         selected = [n for n, _ in model.named_parameters()]
     else:
@@ -172,6 +175,13 @@ def _set_requires_grad(model: nn.Module, selected: Iterable[str], flag: bool) ->
 def _keep_eval(module: nn.Module, args: tuple) -> None:
     """Forward pre-hook: a frozen BatchNorm always runs with its running statistics."""
     module.training = False
+
+
+def _check_policy(bn: str) -> None:
+    if bn not in BN_POLICIES:
+        raise ConfigError(
+            f"bn={bn!r} is not a BatchNorm policy; use one of {', '.join(BN_POLICIES)} ('frozen' keeps ImageNet statistics in frozen parts)."
+        )
 
 
 def is_frozen_bn(module: nn.Module) -> bool:
