@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -245,13 +246,22 @@ def _download(cand: WeightsCandidate) -> Path:
 
 
 def _reachable(host: str | None) -> bool:
+    """Probe ``host:443`` within ``CONNECT_TIMEOUT_S`` in total (DNS included, via a daemon thread)."""
     if not host:
         return False
-    try:
-        socket.create_connection((host, 443), timeout=CONNECT_TIMEOUT_S).close()
-        return True
-    except OSError:
-        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=CONNECT_TIMEOUT_S).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S)
+    return bool(result and result[0])
 
 
 def _not_found_message(query: WeightsQuery, searched: list[str]) -> str:

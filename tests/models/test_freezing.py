@@ -118,7 +118,9 @@ def test_partial_freeze_keeps_trainable_bn_in_train_mode():
     last_bn = m.bn2
     assert not stem_bn.training and last_bn.training
     summary = trainable_summary(m)
-    assert "frozen (eval)" in summary.splitlines()[2] and summary.splitlines()[-4].endswith("  train")
+    assert "frozen (eval)" in summary.splitlines()[2] and summary.splitlines()[-4].endswith(
+        "  train"
+    )
 
 
 def test_frozen_state_round_trip():
