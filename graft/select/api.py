@@ -87,6 +87,7 @@ def select(
     profile = dataset_profile(splits, seed=seed).to_dict()
     context = {**profile, "latency_budget_ms": latency_budget_ms, "device": device}
     sample = stratified_sample(splits.train, sample_per_class, seed)
+    settings["classes"] = list(splits.classes)
     advice = ruleset.advise(context, names)
     rows, skipped = _measure_all(advice, ruleset, context, sample, settings)
     if control and rows:
@@ -138,7 +139,13 @@ def _settings(args: dict[str, Any]) -> dict[str, Any]:
         "max_candidates",
         "pretrained",
     )
-    return {**{k: args[k] for k in keys}, "data": os.fspath(args["data"]), "scores": scores}
+    out = os.fspath(args["out"]) if args["out"] is not None else None
+    return {
+        **{k: args[k] for k in keys},
+        "data": os.fspath(args["data"]),
+        "scores": scores,
+        "out": out,
+    }
 
 
 def _candidate_names(candidates: Sequence[str] | str | None, available: bool) -> list[str]:
@@ -246,8 +253,15 @@ def _evaluate(
     )
     want_source = pretrained and any(s in settings["scores"] for s in SOURCE_SCORES)
     has_head = getattr(model, "num_classes", 0) > 0
+    store = Path(settings["out"]) / "features" / _safe(name) if settings["out"] else None
     ex = extract_features(
-        model, sample, data_cfg, device, with_source_probs=want_source and has_head
+        model,
+        sample,
+        settings["classes"],
+        settings["image_size"],
+        device,
+        with_source_probs=want_source and has_head,
+        store=store,
     )
     peak, method = memory.result() if memory else (None, "off")
     row: dict[str, Any] = {
@@ -379,9 +393,13 @@ def fit_command(
         parts += ["--image-size", str(image_size)]
     if device == "cuda":
         parts += ["--accelerator", "gpu"]
-    safe = model.replace(":", "-").replace("/", "-")
-    parts += ["--out", f"runs/fit-{safe}"]
+    parts += ["--out", f"runs/fit-{_safe(model)}"]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _safe(name: str) -> str:
+    """A model name as a folder name: ``tv:mobilenet_v2`` -> ``tv-mobilenet_v2``."""
+    return name.replace(":", "-").replace("/", "-").replace("@", "-")
 
 
 def write_outputs(result: SelectionResult, out: str | os.PathLike) -> dict[str, str]:

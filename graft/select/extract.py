@@ -1,30 +1,29 @@
 """Pooled features (and source-head probabilities) of one candidate on a sample of images.
 
-One pass per candidate: ``forward_features`` then ``forward_head(pre_logits=True)`` gives the pooled
-features; when the model still has its pretrained classifier, applying ``get_classifier()`` to them
-gives the source logits that LEEP and NCE need, without a second pass. Unreadable images are skipped
-(and reported by :class:`graft.data.ImageDataset`), never fatal.
+Extraction goes through :func:`graft.features.extract` (``layer=None, pool="avg"``: the model's own
+``forward_head(pre_logits=True)``), so with a store folder a second run on the same images, model and
+weights reuses the stored features. When the model still has its pretrained classifier, applying
+``get_classifier()`` to those pre-logit features gives the source logits that LEEP and NCE need,
+without a second pass. Unreadable images are skipped (and reported), never fatal.
 
 Example:
     >>> from graft.models import create_model  # doctest: +SKIP
-    >>> f = extract_features(create_model("test_resnet", pretrained=False), samples, cfg)  # doctest: +SKIP
+    >>> f = extract_features(create_model("test_resnet", pretrained=False), samples, classes, cfg)  # doctest: +SKIP
     >>> f.features.shape  # doctest: +SKIP
     (60, 64)
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from graft.data import ImageDataset, build_transforms, collate_skip
 from graft.errors import DataError
 
 
@@ -41,35 +40,40 @@ class Extracted:
 def extract_features(
     model: nn.Module,
     samples: Sequence[tuple[str, int]],
-    data_cfg: Mapping[str, Any],
+    classes: Sequence[str],
+    image_size: int | None = None,
     device: str = "cpu",
     batch_size: int = 32,
     with_source_probs: bool = False,
+    store: str | os.PathLike | None = None,
 ) -> Extracted:
-    """Pooled pre-logit features of ``samples`` under the eval transform of ``data_cfg``."""
-    in_chans = int(data_cfg["input_size"][0])
-    dataset = ImageDataset(samples, build_transforms(data_cfg, train=False), in_chans=in_chans)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_skip)
-    model = model.eval().to(device)
-    head = model.get_classifier() if with_source_probs else None
-    feats, labels, probs = [], [], []
+    """Pooled pre-logit features of ``samples`` under the model's eval transform (see module doc)."""
+    from graft.data import Splits
+    from graft.features import extract
+
+    splits = Splits(classes=list(classes), train=[(os.fspath(p), int(y)) for p, y in samples])
     start = time.perf_counter()
-    with torch.inference_mode():
-        for batch in loader:
-            if batch is None:
-                continue
-            x, y = batch
-            pooled = model.forward_head(model.forward_features(x.to(device)), pre_logits=True)
-            pooled = pooled.flatten(1).float()
-            feats.append(pooled.cpu().numpy())
-            labels.append(np.asarray(y))
-            if head is not None:
-                probs.append(torch.softmax(head(pooled).float(), dim=1).cpu().numpy())
-    if not feats:
-        raise DataError(f"none of the {len(samples)} sampled images could be read.")
-    return Extracted(
-        features=np.concatenate(feats).astype(np.float64),
-        labels=np.concatenate(labels).astype(np.int64),
-        source_probs=np.concatenate(probs).astype(np.float64) if probs else None,
-        seconds=time.perf_counter() - start,
+    feats = extract(
+        splits,
+        model=model,
+        image_size=image_size,
+        batch_size=batch_size,
+        workers=0,
+        out=store,
+        device=device,
+        progress=False,
     )
+    if len(feats) == 0:
+        raise DataError(f"none of the {len(samples)} sampled images could be read.")
+    f = np.asarray(feats.features, dtype=np.float64).reshape(len(feats), -1)
+    probs = _source_probs(model, f, device) if with_source_probs else None
+    return Extracted(
+        f, np.asarray(feats.labels, dtype=np.int64), probs, time.perf_counter() - start
+    )
+
+
+def _source_probs(model: nn.Module, features: np.ndarray, device: str) -> np.ndarray:
+    head = model.get_classifier().eval()
+    with torch.inference_mode():
+        logits = head(torch.from_numpy(features).float().to(device)).float()
+        return torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64)
