@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,7 @@ def _run(
     module = DistillModule(
         distiller, splits.num_classes, alpha, dcfg.beta, **_module_options(cfg, splits)
     )
-    trainer, checkpoints = _fit.make_trainer(cfg, run, plan, callbacks)
+    trainer, checkpoints = _make_trainer(cfg, run, plan, callbacks, dm)
     started = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=_fit._resume_path(cfg, run), weights_only=True)
     if trainer.interrupted:
@@ -168,7 +169,9 @@ def _run(
     _fit._load_best(module, checkpoints, cfg)
     metrics = _fit._final_metrics(trainer, module, dm, seconds, len(splits.train), plan)
     same = source.classes is not None and list(source.classes) == list(splits.classes)
-    t_stats, s_stats = _stats(dcfg, source, t, module.eval_model(), data_cfg, dm, metrics, same)
+    t_stats, s_stats = _stats(
+        dcfg, source, t, module.eval_model(), data_cfg, dm, metrics, same, cfg
+    )
     metrics.update(_report_metrics(t_stats, s_stats, t))
     history = _fit.write_history(run, plan)
     bundle = _fit.save_trained_bundle(
@@ -184,6 +187,16 @@ def _run(
     )
     log.info("distill finished: %s", report)
     return DistillResult(run, bundle, metrics, t_stats, s_stats, report, history, cfg, dcfg)
+
+
+def _make_trainer(
+    cfg: FitConfig, run: Path, plan: Any, callbacks: Any, dm: Any
+) -> tuple[pl.Trainer, Any]:
+    """graft fit's trainer (the step count per epoch is passed where its version takes it)."""
+    if "steps_per_epoch" in inspect.signature(_fit.make_trainer).parameters:
+        steps = max(1, len(dm.train_set) // cfg.batch_size)
+        return _fit.make_trainer(cfg, run, plan, callbacks, steps_per_epoch=steps)
+    return _fit.make_trainer(cfg, run, plan, callbacks)
 
 
 # ------------------------------------------------------------------------------------ choices
@@ -271,21 +284,23 @@ def _stats(
     dm: Any,
     metrics: dict,
     same: bool,
+    cfg: FitConfig,
 ) -> tuple[ModelStats, ModelStats]:
-    """Teacher and student: accuracy on the test split (else validation), parameters, latency."""
-    loader = dm.test_dataloader() if dm.test_set is not None else dm.val_dataloader()
-    key = "test_acc" if dm.test_set is not None else "val_acc"
+    """Teacher and student: accuracy on the test split (else validation), parameters, latency.
+
+    The teacher is evaluated with its own preprocessing (as ``graft evaluate`` would run its bundle).
+    """
+    split = dm.splits.test if dm.test_set is not None else dm.splits.val
+    s_acc = metrics.get("test_acc" if dm.test_set is not None else "val_acc")
     teacher.to("cpu")
-    t_acc = accuracy(teacher.model, loader, transform=teacher.input) if loader and same else None
-    s_acc = metrics.get(key)
+    t_acc = _teacher_accuracy(teacher, source, split, cfg) if split and same else None
     t_size = (
         teacher.input.channels,
         *(teacher.input.size or source.data_config["input_size"][-2:]),
     )
-    s_size = tuple(data_cfg["input_size"])
     student = student.cpu()
     t_ms = cpu_latency_ms(teacher.model, t_size) if dcfg.latency else float("nan")
-    s_ms = cpu_latency_ms(student, s_size) if dcfg.latency else float("nan")
+    s_ms = cpu_latency_ms(student, tuple(data_cfg["input_size"])) if dcfg.latency else float("nan")
     return (
         ModelStats(source.name, count_params(teacher.model), t_ms, t_acc),
         ModelStats(
@@ -294,6 +309,25 @@ def _stats(
             s_ms,
             s_acc,
         ),
+    )
+
+
+def _teacher_accuracy(
+    teacher: Teacher, source: TeacherSource, samples: list, cfg: FitConfig
+) -> float:
+    from torch.utils.data import DataLoader
+
+    from graft.data import ImageDataset, build_transforms, collate_skip
+
+    t_cfg = dict(source.data_config)
+    if teacher.input.size:
+        t_cfg["input_size"] = (teacher.input.channels, *teacher.input.size)
+    in_chans = teacher.input.channels
+    ds = ImageDataset(
+        samples, build_transforms(t_cfg, train=False, in_chans=in_chans), in_chans=in_chans
+    )
+    return accuracy(
+        teacher.model, DataLoader(ds, batch_size=cfg.batch_size, collate_fn=collate_skip)
     )
 
 

@@ -1,0 +1,201 @@
+"""Bench: does distillation help a small student? No KD vs logit KD vs feature + logit KD.
+
+On the animals sample (real 28x28 silhouettes, 10 classes), in one run:
+
+1. Teacher: ``efficientnet_lite2`` (shipped ImageNet weights) fine-tuned briefly with ``graft fit``
+   at ``--teacher-size`` px.
+2. Students, all ``--student`` (default ``tv:mobilenet_v2``, shipped torchvision weights) with the
+   same data, seed, recipe, epochs and image size (``--image-size``):
+   - no KD: ``graft fit``;
+   - logit KD: ``graft distill`` with ``alpha=1``, ``beta=0``;
+   - feature + logit KD: ``graft distill`` with ``alpha=1``, ``beta`` and ``--feature-loss`` on the
+     ``forward_features`` maps of both (``feature_pairs="auto"``; a 1x1 conv adapter maps channels
+     and the student's grid is interpolated to the teacher's).
+   Inputs are not randomly augmented (``augment="none"``, no flip) so the teacher's outputs are
+   computed once and cached; every student sees the identical sequence of batches.
+3. Test accuracy of each student and of the teacher, parameters, and batch-1 CPU latency of student
+   against teacher (median, each at its own input size), plus wall time per run.
+
+Target of the issue: a KD student at least 1 point above the no-KD student at equal epochs.
+
+Run:  .venv/bin/python bench/bench_distill.py --per-class 250 --train-per-class 60 --epochs 3 --out bench-out/distill
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+TEACHER = "efficientnet_lite2"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--per-class",
+        type=int,
+        default=250,
+        help="images per class in the sample (80%% train, 20%% test)",
+    )
+    p.add_argument(
+        "--train-per-class",
+        type=int,
+        default=60,
+        help="training images kept per class (test stays whole)",
+    )
+    p.add_argument(
+        "--student",
+        default="tv:mobilenet_v2",
+        help="student model (tv:mobilenet_v2 or efficientnet_lite0)",
+    )
+    p.add_argument("--image-size", type=int, default=64, help="student input size")
+    p.add_argument("--teacher-size", type=int, default=96, help="teacher input size")
+    p.add_argument("--epochs", type=int, default=3, help="student epochs (same for every student)")
+    p.add_argument(
+        "--teacher-epochs", type=int, default=4, help="teacher fine-tuning epochs (recipe auto)"
+    )
+    p.add_argument("--recipe", default="full", help="student recipe (same for every student)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument(
+        "--beta", type=float, default=1.0, help="feature loss weight of the feature + logit run"
+    )
+    p.add_argument("--feature-loss", default="cosine", choices=("mse", "cosine", "at"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="bench-out/distill")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    from graft.data import sample_dataset
+    from graft.distill import distill
+    from graft.train import fit
+
+    out = Path(args.out)
+    for name in ("teacher", "no_kd", "logit_kd", "feature_logit_kd"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    full = sample_dataset("animals", out / "animals", seed=args.seed, per_class=args.per_class)
+    data = str(_trim_train(full, out / "animals-subset", args.train_per_class))
+    common: dict[str, Any] = {
+        "seed": args.seed, "batch_size": args.batch_size, "workers": 1, "progress": False,
+    }  # fmt: skip
+    student: dict[str, Any] = {
+        **common, "model": args.student, "recipe": args.recipe, "epochs": args.epochs,
+        "image_size": args.image_size, "augment": "none", "flip": False,
+    }  # fmt: skip
+    results: dict[str, dict[str, Any]] = {}
+
+    started = time.perf_counter()
+    teacher = fit(data, model=TEACHER, recipe="auto", epochs=args.teacher_epochs, head_epochs=min(2, args.teacher_epochs),
+                  image_size=args.teacher_size, out=str(out / "teacher"), **common)  # fmt: skip
+    results["teacher"] = _row(teacher.metrics, time.perf_counter() - started)
+    _show("teacher", results["teacher"])
+
+    started = time.perf_counter()
+    base = fit(data, out=str(out / "no_kd"), **student)
+    results["no_kd"] = _row(base.metrics, time.perf_counter() - started)
+    _show("no_kd", results["no_kd"])
+
+    runs = {
+        "logit_kd": {"alpha": 1.0, "beta": 0.0, "feature_pairs": "none"},
+        "feature_logit_kd": {
+            "alpha": 1.0,
+            "beta": args.beta,
+            "feature_pairs": "auto",
+            "feature_loss": args.feature_loss,
+        },
+    }
+    last = None
+    for name, options in runs.items():
+        started = time.perf_counter()
+        s = dict(student)
+        model = s.pop("model")
+        last = distill(data, teacher=str(teacher.bundle), student=model, temperature=args.temperature,
+                       out=str(out / name), **options, **s)  # fmt: skip
+        results[name] = _row(last.metrics, time.perf_counter() - started)
+        _show(name, results[name])
+        print("  report:", last.report, flush=True)
+
+    summary = _summary(args, results, last)
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(_table(summary))
+
+
+def _trim_train(root: Path, dest: Path, per_class: int) -> Path:
+    """A copy of ``root`` with only ``per_class`` training images per class (first by name) and all test images."""
+    shutil.rmtree(dest, ignore_errors=True)
+    for split in ("train", "test"):
+        for folder in sorted((root / split).iterdir()):
+            if not folder.is_dir():
+                continue
+            files = sorted(folder.iterdir())
+            keep = files[:per_class] if split == "train" else files
+            (dest / split / folder.name).mkdir(parents=True, exist_ok=True)
+            for f in keep:
+                shutil.copy2(f, dest / split / folder.name / f.name)
+    return dest
+
+
+def _row(metrics: dict[str, float], seconds: float) -> dict[str, Any]:
+    keep = ("test_acc", "val_acc", "teacher_acc", "teacher_params", "student_params", "teacher_latency_ms",
+            "student_latency_ms", "teacher_cache_hits", "teacher_cache_misses", "fit_seconds")  # fmt: skip
+    row = {k: metrics[k] for k in keep if k in metrics}
+    row["wall_seconds"] = round(seconds, 1)
+    return row
+
+
+def _show(name: str, row: dict[str, Any]) -> None:
+    print(f"{name}: test_acc={row.get('test_acc')} wall={row['wall_seconds']} s", flush=True)
+
+
+def _summary(
+    args: argparse.Namespace, results: dict[str, dict[str, Any]], last: Any
+) -> dict[str, Any]:
+    base = results["no_kd"]["test_acc"]
+    gains = {
+        k: round(100 * (results[k]["test_acc"] - base), 2) for k in ("logit_kd", "feature_logit_kd")
+    }
+    return {
+        "settings": vars(args),
+        "results": results,
+        "kd_gain_points": gains,
+        "target_met": max(gains.values()) >= 1.0,
+        "teacher": vars(last.teacher) if last else None,
+        "student": vars(last.student) if last else None,
+        "speedup_student_vs_teacher": round(last.teacher.latency_ms / last.student.latency_ms, 2)
+        if last
+        else None,
+    }
+
+
+def _table(summary: dict[str, Any]) -> str:
+    r = summary["results"]
+    t, s = summary["teacher"], summary["student"]
+    lines = [
+        "| run | test acc | wall s |",
+        "|---|---|---|",
+        f"| teacher {TEACHER} ({summary['settings']['teacher_size']} px) | {r['teacher']['test_acc']:.4f} | {r['teacher']['wall_seconds']} |",
+    ]
+    for name in ("no_kd", "logit_kd", "feature_logit_kd"):
+        lines.append(f"| student {name} | {r[name]['test_acc']:.4f} | {r[name]['wall_seconds']} |")
+    lines.append("")
+    lines.append(
+        f"KD gain over no KD (points): {summary['kd_gain_points']}; target (>= 1 point) met: {summary['target_met']}"
+    )
+    lines.append(
+        f"teacher {t['params'] / 1e6:.2f}M params, {t['latency_ms']:.1f} ms | student {s['params'] / 1e6:.2f}M params, "
+        f"{s['latency_ms']:.1f} ms | student {summary['speedup_student_vs_teacher']}x faster (batch 1, CPU)"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
