@@ -1,0 +1,185 @@
+"""Benchmark: inference speed of PyTorch eager vs ONNX Runtime fp32 / int8, and int8's accuracy change.
+
+Speed: EfficientNet-Lite0 with the shipped ImageNet weights (``graft.create_model("efficientnet_lite0",
+num_classes=10)``) at its native 224 px: latency at batch 1 (median of ``--iters`` runs) and throughput
+at batch 32, for torch eager (``inference_mode``), ONNX Runtime fp32, int8 dynamic and int8 static
+(calibrated on 256 animals training images). All in one process, one after the other: compare ratios
+measured in one run (the cores may be shared).
+
+Accuracy: a bundle trained on the animals sample (``--bundle``, or a quick head-only fit here:
+``recipe="head"`` on 100 training images per class at 96 px) exported to int8 (dynamic and static);
+accuracy of PyTorch and of each export on the held-out test images (50 per class).
+
+Run: ``.venv/bin/python bench/bench_export.py [--bundle runs/animals/bundle] [--work /tmp/bench_export]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+SIZE = 224
+TRAIN_PER_CLASS, TEST_PER_CLASS = 100, 50
+FIT_SIZE = 96
+
+
+def prepare_data(work: Path) -> Path:
+    """animals sample -> work/data with train/ and test/ subsets (symlinks)."""
+    from graft.data import sample_dataset
+
+    full = sample_dataset("animals", work / "animals")
+    data = work / "data"
+    if (data / ".done").exists():
+        return data
+    for split, per in (("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS)):
+        for cls in sorted(p.name for p in (full / split).iterdir() if p.is_dir()):
+            dest = data / split / cls
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in sorted((full / split / cls).iterdir())[:per]:
+                if not (dest / f.name).exists():
+                    (dest / f.name).symlink_to(f.resolve())
+    (data / ".done").write_text("ok")
+    return data
+
+
+def time_runner(run, batch: torch.Tensor, iters: int) -> float:
+    """Median seconds per call after two warm-up calls."""
+    for _ in range(2):
+        run(batch)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        run(batch)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def speed(work: Path, data: Path, iters: int) -> dict:
+    from graft.bundle import save_bundle
+    from graft.data import resolve_data_config
+    from graft.export import export
+    from graft.export.runtime import OnnxModel
+    from graft.models import create_model
+
+    model = create_model("efficientnet_lite0", num_classes=10).eval()
+    classes = [f"c{i}" for i in range(10)]
+    bundle = save_bundle(
+        work / "lite0", model, classes, resolve_data_config(model, image_size=SIZE)
+    )
+    runners = {"torch eager": _torch_runner(model)}
+    exports = {}
+    for name, kwargs in {
+        "onnxruntime fp32": {},
+        "onnxruntime int8 dynamic": {"quantize": "int8-dynamic"},
+        "onnxruntime int8 static": {"quantize": "int8-static", "calibration": data},
+    }.items():
+        result = export(bundle, out=work / name.replace(" ", "_"), **kwargs)
+        exports[name] = {
+            "parity": result.parity,
+            "size_mb": result.size_bytes / 1e6,
+            "export_s": result.seconds,
+        }
+        runners[name] = OnnxModel(result.path / "model.onnx")
+    x1, x32 = torch.randn(1, 3, SIZE, SIZE), torch.randn(32, 3, SIZE, SIZE)
+    rows = {}
+    for name, run in runners.items():
+        latency = time_runner(run, x1, iters)
+        batch_s = time_runner(run, x32, max(3, iters // 5))
+        rows[name] = {
+            "latency_ms_b1": latency * 1e3,
+            "throughput_img_s_b32": 32 / batch_s,
+            **exports.get(name, {}),
+        }
+        print(
+            f"  {name:<26} batch 1: {latency * 1e3:7.1f} ms   batch 32: {32 / batch_s:7.1f} img/s",
+            flush=True,
+        )
+    return rows
+
+
+def _torch_runner(model: torch.nn.Module):
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def trained_bundle(work: Path, data: Path, given: str | None) -> tuple[Path, dict]:
+    if given:
+        return Path(given), {"source": given}
+    import shutil
+
+    from graft.train import fit
+
+    out = work / "run_head"
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    result = fit(str(data), model="efficientnet_lite0", recipe="head", epochs=3, image_size=FIT_SIZE,
+                 val_split=0.0, out=str(out), progress=False)  # fmt: skip
+    info = {
+        "source": "head-only fit here",
+        "fit_s": time.perf_counter() - start,
+        "metrics": result.metrics,
+    }
+    return result.bundle, info
+
+
+def accuracy(work: Path, data: Path, bundle: Path) -> dict:
+    from graft.export import export
+
+    rows = {}
+    for mode in ("int8-dynamic", "int8-static"):
+        result = export(
+            bundle, quantize=mode, calibration=data, data=data, out=work / f"trained_{mode}"
+        )
+        rows[mode] = {**result.accuracy, "top1_agreement_check": result.parity["top1_agreement"]}
+        a = result.accuracy
+        print(
+            f"  {mode:<13} accuracy {a['pytorch']:.4f} -> {a['exported']:.4f} ({a['change'] * 100:+.2f} points)",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--bundle", help="a bundle trained on the animals sample (default: quick head-only fit)"
+    )
+    parser.add_argument("--work", default="/tmp/bench_export")
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--out", default="bench/out/export.json")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    args = parser.parse_args()
+    from graft.runtime import tune_allocator
+
+    tune_allocator()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(work)
+    print(
+        f"speed: EfficientNet-Lite0, {SIZE} px, torch threads {torch.get_num_threads()}", flush=True
+    )
+    report = {
+        "size": SIZE,
+        "torch_threads": torch.get_num_threads(),
+        "speed": speed(work, data, args.iters),
+    }
+    if not args.skip_accuracy:
+        bundle, info = trained_bundle(work, data, args.bundle)
+        print(f"accuracy on {data}/test ({info['source']}):", flush=True)
+        report["trained"] = info
+        report["accuracy"] = accuracy(work, data, bundle)
+    from graft.io import write_json
+
+    write_json(args.out, report)
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
