@@ -32,7 +32,7 @@ import numpy as np
 from graft.data.csvfile import CSV_SUFFIXES, read_labels_csv
 from graft.data.images import is_image_file
 from graft.data.verify import find_unreadable
-from graft.errors import DataError
+from graft.errors import DataError, raise_unknown
 from graft.io import write_text
 from graft.log import get_logger
 
@@ -77,6 +77,8 @@ class Splits:
 
     def counts(self, split: str = "train") -> dict[str, int]:
         """Images per class name in ``split`` (``train``, ``val``, ``test`` or ``all``)."""
+        if split not in ("train", "val", "test", "all"):
+            raise_unknown("split", split, ("train", "val", "test", "all"))
         samples = self.all_samples() if split == "all" else getattr(self, split)
         counter = Counter(label for _, label in samples)
         return {name: counter.get(i, 0) for i, name in enumerate(self.classes)}
