@@ -31,6 +31,8 @@ _API: dict[str, str] = {
     "dataset_stats": "graft.data",
     "sample_dataset": "graft.data",
     "load_image": "graft.data",
+    "resolve_data_config": "graft.data",
+    "parse_normalization": "graft.data",
     # bundles
     "save_bundle": "graft.bundle",
     "load_bundle": "graft.bundle",
