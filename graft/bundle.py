@@ -48,7 +48,6 @@ FORMAT_VERSION = 1
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
-DATA_CONFIG_KEYS = ("input_size", "interpolation", "crop_pct", "mean", "std", "normalization")
 
 log = get_logger("graft.bundle")
 
@@ -202,14 +201,18 @@ def write_bundle(
 
 
 def clean_data_config(data_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The preprocessing keys a bundle keeps, as JSON-friendly values (tuples become lists)."""
+    """The preprocessing a bundle keeps, as JSON-friendly values (tuples become lists).
+
+    ``input_size``, ``mean`` and ``std`` are required; ``interpolation``, ``crop_pct`` and
+    ``normalization`` get defaults; other keys (``crop_mode``, ...) are kept as given.
+    """
     missing = [k for k in ("input_size", "mean", "std") if k not in data_config]
     if missing:
         raise BundleError(
             f"data_config lacks {missing}; it needs input_size, mean and std (and usually "
             "interpolation, crop_pct). Use graft.data.resolve_data_config(model) to build it."
         )
-    out = {k: _jsonable(data_config[k]) for k in DATA_CONFIG_KEYS if k in data_config}
+    out = {str(k): _jsonable(v) for k, v in data_config.items()}
     out.setdefault("interpolation", "bilinear")
     out.setdefault("crop_pct", 1.0)
     out.setdefault("normalization", "pretrained")
@@ -376,7 +379,7 @@ def _bundle_folder(path: Path) -> Path:
             "model.safetensors + model.json) only; re-save trusted weights as a bundle with "
             "graft.save_bundle after loading them yourself with torch.load(..., weights_only=True)."
         )
-    if path.name == META_FILE:
+    if path.is_file() and (path.parent / META_FILE).is_file():  # model.json or a weights file
         path = path.parent
     if not path.exists():
         raise BundleError(

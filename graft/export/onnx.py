@@ -210,6 +210,7 @@ def add_metadata(path: Path, source: Bundle) -> None:
         "std": json.dumps(list(cfg["std"])),
         "interpolation": str(cfg.get("interpolation", "bilinear")),
         "crop_pct": str(cfg.get("crop_pct", 1.0)),
+        "crop_mode": str(cfg.get("crop_mode", "center")),
         "normalization": str(cfg.get("normalization", "pretrained")),
         "layout": "NCHW float32; RGB in [0,1], resize shorter side to size/crop_pct, centre crop, (x - mean) / std",
         "graft.data_config": json.dumps(cfg),

@@ -211,3 +211,17 @@ def test_pickle_planted_as_safetensors_refused(bundle_dir: Path, tmp_path: Path)
     with pytest.raises(BundleError, match="not a readable safetensors"):
         load_bundle(bundle_dir)
     assert not marker.exists()
+
+
+def test_data_config_kept_and_file_paths_accepted(tmp_path: Path) -> None:
+    cfg = {**DATA_CONFIG, "crop_mode": "squash"}
+    path = save_bundle(tmp_path / "b", tiny_model(), CLASSES, cfg)
+    for target in (path, path / "model.json", path / "model.safetensors"):
+        bundle = load_bundle(target)
+        assert bundle.data_config["crop_mode"] == "squash" and bundle.data_config["input_size"] == [
+            3,
+            32,
+            32,
+        ]
+    with pytest.raises(BundleError, match="lacks"):
+        save_bundle(tmp_path / "c", tiny_model(), CLASSES, {"input_size": (3, 8, 8)})
