@@ -3,8 +3,9 @@
 BatchNorm policy (``bn=``):
   - ``"frozen"`` (default): BatchNorm layers whose parameters are all frozen normalise with their
     running statistics and never update them, even after ``model.train()``. Mechanism: a forward
-    pre-hook on each such layer sets ``layer.training = False`` just before it runs; the model's
-    methods are untouched, and :func:`unfreeze` removes the hook.
+    pre-hook on each such layer sets ``layer.training = False`` just before it runs (while its
+    parameters are still frozen); the model's methods are untouched, and :func:`unfreeze` removes
+    the hook. Code that flips ``requires_grad`` itself should call :func:`apply_bn_policy` after.
   - ``"train"``: frozen BatchNorm layers still use and update batch statistics in train mode
     (only their affine parameters are frozen).
 
@@ -173,8 +174,13 @@ def _set_requires_grad(model: nn.Module, selected: Iterable[str], flag: bool) ->
 
 # -- BatchNorm policy ------------------------------------------------------------------------------
 def _keep_eval(module: nn.Module, args: tuple) -> None:
-    """Forward pre-hook: a frozen BatchNorm always runs with its running statistics."""
-    module.training = False
+    """Forward pre-hook: a BatchNorm whose parameters are all frozen runs with its running statistics.
+
+    Checked at every call, so code that makes the layer's parameters trainable again (without
+    :func:`unfreeze`) gets batch statistics back at the next ``model.train()``.
+    """
+    if not any(p.requires_grad for p in module.parameters(recurse=False)):
+        module.training = False
 
 
 def _check_policy(bn: str) -> None:
@@ -186,7 +192,9 @@ def _check_policy(bn: str) -> None:
 
 def is_frozen_bn(module: nn.Module) -> bool:
     """True when ``module`` is a BatchNorm layer held in eval mode by the ``frozen`` policy."""
-    return getattr(module, _HOOK_ATTR, None) is not None
+    if getattr(module, _HOOK_ATTR, None) is None:
+        return False
+    return not any(p.requires_grad for p in module.parameters(recurse=False))
 
 
 def apply_bn_policy(model: nn.Module, bn: str = "frozen") -> None:

@@ -180,3 +180,16 @@ def test_summary_table_counts():
         f"{sum(p.numel() for p in m.parameters()):,}",
         f"{512 * 5 + 5:,}",
     ]
+
+
+def test_bn_follows_requires_grad_flipped_elsewhere():
+    """A trainer that makes frozen parameters trainable itself gets batch statistics back."""
+    m = make("test_resnet", {})
+    freeze(m, upto=-1)
+    for p in m.parameters():
+        p.requires_grad_(True)
+    m.train()
+    before = m.layer1[0].bn1.running_mean.clone()
+    m(batch(32, n=4))
+    assert not torch.equal(before, m.layer1[0].bn1.running_mean)
+    assert "frozen (eval)" not in trainable_summary(m)
