@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ class DistillResult:
 def distill(
     data: str | None = None,
     *,
-    teacher: str | nn.Module | None = None,
+    teacher: str | os.PathLike | nn.Module | None = None,
     student: str | None = None,
     config: FitConfig | None = None,
     distill_config: DistillConfig | None = None,
@@ -97,8 +98,8 @@ def distill(
     dcfg = DistillConfig.from_dict(
         {**(distill_config.to_dict() if distill_config else {}), **d_opts}
     )
-    if teacher is not None:
-        dcfg.teacher = teacher if isinstance(teacher, str) else None
+    if teacher is not None and not isinstance(teacher, nn.Module):
+        dcfg.teacher = os.fspath(teacher)
     if teacher is None and dcfg.teacher is None:
         raise ConfigError(
             "distill needs a teacher: a bundle folder written by `graft fit` or a model name."

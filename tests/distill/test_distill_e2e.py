@@ -10,7 +10,8 @@ from safetensors import safe_open
 
 from graft.bundle import load_bundle, save_bundle
 from graft.data import resolve_data_config, scan_dataset
-from graft.distill import distill
+from graft.distill import api, distill
+from graft.distill.load import load_teacher
 from graft.errors import ConfigError, UnknownNameError
 from graft.models.factory import create_model
 
@@ -28,10 +29,16 @@ def teacher_bundle(tiny_folder_session: Path, tmp_path_factory) -> Path:
 
 
 def test_distill_end_to_end_writes_student_bundle_without_adapters(
-    tiny_folder_session, teacher_bundle, tmp_path
+    tiny_folder_session, teacher_bundle, tmp_path, monkeypatch
 ) -> None:
-    teacher = load_bundle(teacher_bundle).model
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    used = []
+
+    def spy(source):  # keep the teacher object the run trains against
+        loaded = load_teacher(source)
+        used.append((loaded.model, {k: v.clone() for k, v in loaded.model.state_dict().items()}))
+        return loaded
+
+    monkeypatch.setattr(api, "load_teacher", spy)
     result = distill(
         str(tiny_folder_session),
         teacher=str(teacher_bundle),
@@ -64,8 +71,9 @@ def test_distill_end_to_end_writes_student_bundle_without_adapters(
     assert result.teacher.params > 0 and result.student.params > 0 and result.student.latency_ms > 0
     assert "teacher test_efficientnet" in result.report and "student test_resnet" in result.report
     assert 0.0 <= result.student.accuracy <= 1.0 and result.teacher.accuracy is not None
-    # the teacher (loaded separately for the run) is unchanged: compare a fresh load with the original
-    after = load_bundle(teacher_bundle).model.state_dict()
+    # the teacher the run used: parameters and BatchNorm statistics unchanged after training
+    ((teacher, before),) = used
+    after = teacher.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 

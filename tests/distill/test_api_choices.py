@@ -1,0 +1,51 @@
+"""distill()'s automatic choices: KD weight from the teacher's classes, when to cache the teacher."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graft.distill.api import _alpha, _use_cache
+from graft.distill.config import DistillConfig, split_options
+from graft.distill.load import TeacherSource
+from graft.errors import ConfigError
+from graft.train.config import FitConfig
+
+CLASSES = ["cat", "dog"]
+
+
+def _source(classes):
+    return TeacherSource(
+        torch.nn.Identity(), {}, classes, "t", "bundle" if classes else "pretrained"
+    )
+
+
+def test_alpha_defaults_follow_the_teachers_classes() -> None:
+    assert _alpha(DistillConfig(), _source(CLASSES), CLASSES) == 1.0
+    assert _alpha(DistillConfig(), _source(None), CLASSES) == 0.0  # pretrained head: features only
+    assert (
+        _alpha(DistillConfig(), _source(["dog", "cat"]), CLASSES) == 0.0
+    )  # other order: not the same head
+    assert _alpha(DistillConfig(alpha=0.3), _source(CLASSES), CLASSES) == 0.3
+    with pytest.raises(ConfigError, match="same classes in the same order"):
+        _alpha(DistillConfig(alpha=1.0), _source(["a", "b"]), CLASSES)
+
+
+def test_teacher_cache_only_when_inputs_repeat() -> None:
+    assert _use_cache(DistillConfig(), FitConfig(augment="none"))
+    assert _use_cache(DistillConfig(), FitConfig(augment="none", flip=True))  # two views per image
+    assert not _use_cache(DistillConfig(), FitConfig(augment="light"))
+    assert not _use_cache(DistillConfig(), FitConfig(augment="none", mixup=0.2))
+    assert not _use_cache(DistillConfig(cache_teacher=False), FitConfig(augment="none"))
+    assert _use_cache(DistillConfig(cache_teacher=True), FitConfig(augment="light"))
+
+
+def test_config_validation_and_option_split() -> None:
+    with pytest.raises(ConfigError, match="temperature"):
+        DistillConfig(temperature=0)
+    with pytest.raises(ConfigError, match="beta"):
+        DistillConfig(beta=-1)
+    d, f = split_options({"alpha": 0.5, "feature_loss": "at", "epochs": 3, "recipe": "full"})
+    assert d == {"alpha": 0.5, "feature_loss": "at"} and f == {"epochs": 3, "recipe": "full"}
+    with pytest.raises(ConfigError, match="feature_loss"):
+        DistillConfig.from_dict({"feature_loss": "l1"})
