@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5, help="also report top-k accuracy (default 5)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--device", default="cpu", help="torch device for PyTorch bundles (default cpu)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="image decoding processes (default 0: in the main process)",
+    )
     p.set_defaults(func=run)
 
 
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         batch_size=args.batch_size,
         device=args.device,
+        workers=args.workers,
     )
     print(result.summary())
     for row in result.metrics["per_class"]:

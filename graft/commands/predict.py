@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
     p.add_argument("--device", default="cpu", help="torch device for PyTorch bundles (default cpu)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="image decoding processes (default 0: in the main process)",
+    )
     p.set_defaults(func=run)
 
 
@@ -41,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         tta=args.tta,
         device=args.device,
+        workers=args.workers,
     )
     if args.out:
         write_predictions(preds, args.out)

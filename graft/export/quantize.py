@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -64,7 +66,7 @@ def quantize_model(
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work, _quiet_root_logger():
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(os.fspath(src), os.fspath(prepared), skip_symbolic_shape=True)
         if mode == "int8-dynamic":
@@ -84,3 +86,15 @@ def quantize_model(
         else:
             raise ConfigError(f"unknown quantize mode '{mode}'; valid: {', '.join(QUANTIZE_MODES)}")
     return Path(dst)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime's quantiser logs shape-inference notes on the root logger; keep them out of the terminal."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

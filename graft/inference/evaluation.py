@@ -86,6 +86,7 @@ def evaluate(
     top_k: int = 5,
     batch_size: int = 64,
     device: str = "cpu",
+    workers: int = 0,
 ) -> EvalResult:
     """Evaluate ``bundle`` on ``data`` (see the module docstring); write reports to ``out`` if given.
 
@@ -101,7 +102,7 @@ def evaluate(
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
     samples, skipped = select_samples(data, split, bundle.classes)
     paths = [p for p, _ in samples]
-    result = run_inference(bundle, paths, batch_size=batch_size, tta=tta)
+    result = run_inference(bundle, paths, batch_size=batch_size, tta=tta, workers=workers)
     skipped += [(paths[i], reason) for i, reason in sorted(result.failed.items())]
     if not result.index:
         raise DataError(

@@ -50,11 +50,13 @@ def predict(
     batch_size: int = 64,
     tta: bool = False,
     device: str = "cpu",
+    workers: int = 0,
 ) -> Predictions:
     """Predict every image in ``paths`` (files, folders searched recursively, globs).
 
     Each row: ``{"path", "label", "prob", "top_k": [{"label", "prob"}, ...]}`` with ``top_k``
-    entries sorted by probability (capped at the number of classes).
+    entries sorted by probability (capped at the number of classes). ``workers`` > 0 decodes images
+    in that many processes (the skip reasons then read "unreadable").
 
     Example:
         >>> preds = predict("bundle", "photos/", top_k=2)  # doctest: +SKIP
@@ -71,7 +73,7 @@ def predict(
             f"no images to predict in {[os.fspath(p) for p in items][:5]} ({skipped[:3]}). "
             "Give image files, folders or globs such as 'photos/*.jpg'."
         )
-    out = run_inference(bundle, files, batch_size=batch_size, tta=tta)
+    out = run_inference(bundle, files, batch_size=batch_size, tta=tta, workers=workers)
     skipped += [(files[i], reason) for i, reason in sorted(out.failed.items())]
     rows = [
         _row(files[i], p, bundle.classes, top_k) for i, p in zip(out.index, out.probs, strict=True)

@@ -152,3 +152,9 @@ def test_cli_refuses_pickle(
     assert main(["predict", str(tmp_path / "model.pt"), str(tiny_folder)]) == 2
     err = capsys.readouterr().err
     assert "pickle" in err and "Traceback" not in err
+
+
+def test_worker_processes_still_report_bad_files(bundle_dir: Path, tiny_folder: Path) -> None:
+    bad = _add_bad_files(tiny_folder)
+    preds = predict(bundle_dir, tiny_folder, top_k=1, workers=1)
+    assert len(preds) == 24 and sorted(p for p, _ in preds.skipped) == sorted(bad)
