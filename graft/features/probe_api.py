@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from graft.errors import DataError, GraftError
+from graft.errors import DataError, GraftError, WeightsNotFoundError
 from graft.features.arrays import Features
 from graft.features.extract import DEFAULT_MODEL, extract, weights_hash
 from graft.features.probe import Probe
@@ -217,7 +217,15 @@ def _backbone_for(feats: Features) -> nn.Module:
     """Rebuild the backbone that made stored features; its weights must hash to the stored value."""
     settings = feats.meta
     spec = settings.get("spec") or {}
-    backbone = _backbone(str(spec.get("name", settings.get("model"))), pretrained=True)
+    name = str(spec.get("name", settings.get("model")))
+    try:
+        backbone = _backbone(name, pretrained=True)
+    except WeightsNotFoundError as e:
+        raise GraftError(
+            f"cannot save a bundle: the features in {feats.path} came from '{name}', whose pretrained "
+            f"weights are not available here ({str(e).splitlines()[0]}). Probe the image folder "
+            "directly (graft probe DATA --model ...) instead."
+        ) from e
     if weights_hash(backbone) != settings.get("weights_sha256"):
         raise GraftError(
             f"cannot save a bundle: the features in {feats.path} were made with weights that "

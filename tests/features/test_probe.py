@@ -1,0 +1,157 @@
+"""Probes: scikit-learn behaviour, exported parameters, pickle-free bundles, real data accuracy."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
+
+from graft.errors import ConfigError, GraftError, UnknownNameError
+from graft.features import CLASSIFIERS, Probe, extract, probe
+from graft.features.probe_params import ProbeHead, export_probe
+
+KW = {"batch_size": 6, "workers": 0}
+
+
+def _blobs(n_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(c * 0.8, 1.0, (30, 6)) for c in range(n_classes)])
+    y = np.repeat(np.arange(n_classes), 30)
+    return X, y, rng.normal(1.0, 1.5, (80, 6))
+
+
+@pytest.mark.parametrize("clf", CLASSIFIERS)
+@pytest.mark.parametrize(("n_classes", "pca"), [(2, None), (4, 3)])
+def test_exported_head_reproduces_sklearn(clf: str, n_classes: int, pca) -> None:
+    X, y, X_new = _blobs(n_classes)
+    fitted = Probe(clf, pca=pca, cv=3).fit(X, y)
+    arrays, info = export_probe(fitted.pipeline_, clf)
+    scores = ProbeHead(arrays, info)(torch.as_tensor(X_new)).double().numpy()
+    np.testing.assert_array_equal(fitted.classes_[scores.argmax(1)], fitted.predict(X_new))
+    if clf in ("logreg", "knn"):
+        np.testing.assert_allclose(np.exp(scores), fitted.predict_proba(X_new), atol=1e-6)
+    else:
+        ref = fitted.decision_function(X_new)
+        ref = np.c_[np.zeros_like(ref), ref] if ref.ndim == 1 else ref
+        np.testing.assert_allclose(scores, ref, atol=1e-5)
+
+
+def test_probe_is_a_scikit_learn_estimator() -> None:
+    X, y, _ = _blobs(3)
+    est = Probe("ridge", cv=3)
+    assert clone(est).get_params()["clf"] == "ridge"
+    scores = cross_val_score(est, X, y, cv=3)
+    assert scores.mean() > 0.6  # 3 overlapping blobs; chance is 0.33
+    fitted = est.fit(X, y)
+    assert fitted is est and set(est.best_params_) == {"alpha"} and 0 < est.cv_accuracy_ <= 1
+
+
+def test_cv_is_skipped_when_classes_are_tiny() -> None:
+    X = np.array([[0.0, 1], [1, 0], [5, 5], [6, 5]])
+    fitted = Probe("logreg", cv=5).fit(X, [0, 1, 2, 2])
+    assert fitted.cv_accuracy_ is None and fitted.best_params_ == {"C": 0.01}
+
+
+def test_bad_arguments_say_what_is_valid() -> None:
+    X, y, _ = _blobs(2)
+    with pytest.raises(UnknownNameError, match="Did you mean: linear-svm"):
+        Probe("linear_svm").fit(X, y)
+    with pytest.raises(ConfigError, match="pca must be"):
+        Probe("logreg", pca=-3).fit(X, y)
+    with pytest.raises(GraftError, match="at least 2 classes"):
+        Probe("logreg").fit(X, np.zeros(len(X)))
+
+
+@pytest.fixture
+def backbone_spec():
+    import graft.models as gm
+
+    torch.manual_seed(0)
+    return gm.create_model("test_resnet", num_classes=0, pretrained=False).eval()
+
+
+@pytest.mark.parametrize(("clf", "pca"), [("svm-rbf", None), ("knn", 4), ("logreg", None)])
+def test_reloaded_bundle_predicts_identically_on_raw_images(
+    folder: Path, backbone_spec, tmp_path: Path, clf: str, pca, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graft.bundle import load_bundle
+    from graft.data import build_transforms, load_image
+
+    result = probe(
+        folder, clf=clf, pca=pca, cv=2, model=backbone_spec, image_size=32, out=tmp_path / "b", **KW
+    )
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "model.json",
+        "model.safetensors",
+        "probe.safetensors",
+    ]
+    _forbid_pickle(monkeypatch)
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.kind == "probe" and bundle.classes == ["blue", "green", "red"]
+    transform = build_transforms(bundle.data_config, train=False)
+    files = result.features.files
+    batch = torch.stack([transform(load_image(f, "RGB")) for f in files])
+    from_bundle = bundle.logits(batch).argmax(1).numpy()
+    np.testing.assert_array_equal(from_bundle, result.probe.predict(result.features.flat()))
+
+
+def _forbid_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle used while loading a probe bundle")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+
+
+def test_probe_reports_val_and_test(tmp_path: Path, backbone_spec) -> None:
+    from conftest import make_image_folder
+
+    root = tmp_path / "split"
+    make_image_folder(root / "train", per_class=6, size=24)
+    make_image_folder(root / "test", per_class=3, size=24, seed=1)
+    r = probe(root, clf="logreg", cv=3, model=backbone_spec, image_size=32, val_split=0.25, **KW)
+    assert r.val_accuracy is not None and r.test_accuracy is not None and r.cv_accuracy is not None
+    assert "test" in r.summary() and r.metrics["best_params"] == r.probe.best_params_
+    no_val = probe(r.features, clf="ridge", cv=2)
+    assert no_val.val_accuracy is None and no_val.test_accuracy == pytest.approx(
+        r.test_accuracy, abs=1
+    )
+
+
+def test_store_with_unreproducible_weights_cannot_be_bundled(
+    folder, backbone_spec, tmp_path
+) -> None:
+    store = tmp_path / "store"
+    extract(folder, model=backbone_spec, image_size=32, out=store, progress=False, **KW)
+    r = probe(store, clf="ridge", cv=2)  # probing a store works
+    assert r.val_accuracy is not None
+    with pytest.raises(GraftError, match="cannot save a bundle"):
+        probe(store, clf="ridge", cv=2, out=tmp_path / "b")
+
+
+def test_cli_probe_then_evaluate(folder: Path, tmp_path: Path, capsys) -> None:
+    from graft.cli import main
+
+    bundle = tmp_path / "bundle"
+    args = ["probe", str(folder), "--model", "test_resnet", "--random-init", "--image-size", "32"]
+    assert main([*args, "--clf", "knn", "--cv", "2", "--workers", "0", "--out", str(bundle)]) == 0
+    assert capsys.readouterr().out.startswith("probe knn {")
+    assert main(["evaluate", str(bundle), str(folder), "--split", "all"]) == 0
+    assert "12 images: accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.weights
+@pytest.mark.slow
+def test_probe_on_real_animals_is_well_above_chance(tmp_path: Path) -> None:
+    from graft.data import sample_dataset
+
+    root = sample_dataset("animals", tmp_path / "animals", per_class=12)  # 10 classes: chance 0.1
+    r = probe(root, clf="logreg", cv=3, model="efficientnet_lite0", image_size=64, **KW)
+    assert r.test_accuracy is not None and r.test_accuracy >= 0.5, r.summary()
