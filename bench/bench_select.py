@@ -62,6 +62,7 @@ def fit_one(data: Path, name: str, args: argparse.Namespace, out: Path) -> dict:
         seed=args.seed,
         progress=False,
         out=str(out / "fits" / name.replace(":", "-").replace("@", "-")),
+        workers=0,
     )
     seconds = time.perf_counter() - started
     acc_key = next(k for k in result.metrics if k.startswith("test") and "acc" in k)
@@ -71,6 +72,43 @@ def fit_one(data: Path, name: str, args: argparse.Namespace, out: Path) -> dict:
         "fit_seconds": seconds,
         "metrics": result.metrics,
     }
+
+
+def run_select(
+    data: Path, names: list[str], args: argparse.Namespace, out: Path
+) -> tuple[list[dict], float]:
+    """Run select once; a finished run in ``out/select`` is reused (its measured time included)."""
+    done = out / "select" / "selection.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        print(f"reusing {done}", flush=True)
+        return saved["rows"], float(saved["seconds"])
+    started = time.perf_counter()
+    sel = select(
+        data,
+        names,
+        image_size=args.image_size,
+        sample_per_class=args.sample_per_class,
+        scores=("logme", "probe", "knn", "hscore", "leep", "nce"),
+        rank_by="consensus",
+        control=True,
+        seed=args.seed,
+        out=out / "select",
+    )
+    seconds = time.perf_counter() - started
+    print(sel.summary(), flush=True)
+    print(f"select: {seconds:.1f} s", flush=True)
+    return sel.rows, seconds
+
+
+def fit_cached(data: Path, name: str, args: argparse.Namespace, out: Path) -> dict:
+    """:func:`fit_one`, its result kept in ``out/fits/NAME.json`` so a re-run skips finished fits."""
+    done = out / "fits" / (name.replace(":", "-").replace("@", "-") + ".json")
+    if done.exists():
+        return json.loads(done.read_text())
+    result = fit_one(data, name, args, out)
+    write_json(done, result)
+    return result
 
 
 def tau(selection_rows: list[dict], fits: dict[str, dict], key: str) -> float | None:
@@ -101,34 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     names = candidates()
     print(f"candidates: {names} + control", flush=True)
 
-    started = time.perf_counter()
-    sel = select(
-        data,
-        names,
-        image_size=args.image_size,
-        sample_per_class=args.sample_per_class,
-        scores=("logme", "probe", "knn", "hscore", "leep", "nce"),
-        rank_by="consensus",
-        control=True,
-        seed=args.seed,
-        out=out / "select",
-    )
-    select_seconds = time.perf_counter() - started
-    print(sel.summary(), flush=True)
-    print(f"select: {select_seconds:.1f} s", flush=True)
-
+    rows, select_seconds = run_select(data, names, args, out)
     fits = {}
-    for row in sel.rows:
-        fits[row["candidate"]] = fit_one(data, row["candidate"], args, out)
+    for row in rows:
+        fits[row["candidate"]] = fit_cached(data, row["candidate"], args, out)
+        f = fits[row["candidate"]]
         print(
-            f"fit {row['candidate']}: test acc {fits[row['candidate']]['test_acc']:.4f} "
-            f"in {fits[row['candidate']]['fit_seconds']:.1f} s",
+            f"fit {row['candidate']}: test acc {f['test_acc']:.4f} in {f['fit_seconds']:.1f} s",
             flush=True,
         )
     fit_seconds = sum(f["fit_seconds"] for f in fits.values())
     taus = {
-        k: tau(sel.rows, fits, k)
-        for k in ("score", "logme", "probe", "knn", "hscore", "leep", "nce")
+        k: tau(rows, fits, k) for k in ("score", "logme", "probe", "knn", "hscore", "leep", "nce")
     }
     report = {
         "settings": vars(args),
@@ -149,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 "test_acc": fits[r["candidate"]]["test_acc"],
                 "fit_seconds": fits[r["candidate"]]["fit_seconds"],
             }
-            for r in sel.rows
+            for r in rows
         ],
         "targets": {
             "tau_consensus>=0.6": (taus["score"] or -1) >= 0.6,

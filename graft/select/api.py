@@ -98,7 +98,9 @@ def select(
     result.top = next(
         (r["candidate"] for r in rows if not r["control"] and r["within_budget"] is not False), None
     )
-    result.fit_command = fit_command(data, result.top, image_size, device) if result.top else None
+    result.fit_command = (
+        fit_command(data, result.top, image_size, device, pretrained) if result.top else None
+    )
     if result.top is None and rows:
         result.warnings.append(_no_pick_reason(rows, latency_budget_ms))
     result.seconds = time.perf_counter() - started
@@ -380,7 +382,11 @@ def _no_pick_reason(rows: list[dict], budget: float | None) -> str:
 
 
 def fit_command(
-    data: str | os.PathLike, model: str, image_size: int | None = None, device: str = "cpu"
+    data: str | os.PathLike,
+    model: str,
+    image_size: int | None = None,
+    device: str = "cpu",
+    pretrained: bool = True,
 ) -> str:
     """The ``graft fit`` command line that fine-tunes ``model`` on ``data``.
 
@@ -393,6 +399,8 @@ def fit_command(
         parts += ["--image-size", str(image_size)]
     if device == "cuda":
         parts += ["--accelerator", "gpu"]
+    if not pretrained:
+        parts += ["--weights", "none"]
     parts += ["--out", f"runs/fit-{_safe(model)}"]
     return " ".join(shlex.quote(p) for p in parts)
 

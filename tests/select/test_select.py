@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -69,7 +70,7 @@ def test_outputs_json_png_and_fit_command(
     text = Path(selection.files["table"]).read_text()
     assert "LogME" in text and "top pick" in text and selection.top in text
     assert selection.fit_command == (
-        f"graft fit {tiny_folder_session} --model {selection.top} --image-size 32 --out runs/fit-{selection.top}"
+        f"graft fit {tiny_folder_session} --model {selection.top} --image-size 32 --weights none --out runs/fit-{selection.top}"
     )
     assert any(r.startswith("few_samples:") for r in selection.rules)  # 12 images per class
 
@@ -141,9 +142,22 @@ def test_parse_latency() -> None:
         parse_latency("0ms")
 
 
-def test_fit_command_quotes_paths() -> None:
-    assert fit_command("my data", "tv:mobilenet_v2") == (
-        "graft fit 'my data' --model tv:mobilenet_v2 --out runs/fit-tv-mobilenet_v2"
+def test_fit_command_quotes_paths_and_parses_with_graft_fit() -> None:
+    import shlex
+
+    from graft.cli import build_parser
+
+    cmd = fit_command("my data", "tv:mobilenet_v2", image_size=96, device="cuda")
+    assert cmd == (
+        "graft fit 'my data' --model tv:mobilenet_v2 --image-size 96 --accelerator gpu "
+        "--out runs/fit-tv-mobilenet_v2"
+    )
+    args = build_parser().parse_args(shlex.split(cmd)[1:])
+    assert (args.data, args.model, args.image_size, args.out) == (
+        "my data",
+        "tv:mobilenet_v2",
+        96,
+        "runs/fit-tv-mobilenet_v2",
     )
 
 
@@ -181,3 +195,26 @@ def test_cli_json_and_errors(
     data = json.loads(capsys.readouterr().out)
     assert code == 1 and data["skipped"][0]["candidate"] == "test_resnet"
     assert (tmp_path / "selection.json").exists() and (tmp_path / "selection.txt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+def test_real_weights_give_source_scores_and_beat_the_control(tiny_folder_session: Path) -> None:
+    r = select(
+        tiny_folder_session,
+        ["efficientnet_lite0"],
+        image_size=32,
+        sample_per_class=6,
+        scores=("logme", "probe", "leep", "nce"),
+        control=True,
+        repeats=2,
+        memory=False,
+    )
+    pretrained = r.row("efficientnet_lite0")
+    control = r.row("efficientnet_lite0@random")
+    assert np.isfinite(pretrained["leep"]) and pretrained["leep"] <= 0
+    assert -np.log(3) - 1e-9 <= pretrained["nce"] <= 0  # -H(Y|Z) >= -H(Y) >= -log C
+    assert control["leep"] is None and "leep: skipped" in control["score_notes"][0]
+    assert pretrained["feature_dim"] == 1280
+    assert pretrained["params_m"] == pytest.approx(4.65, abs=0.01)
+    assert r.top == "efficientnet_lite0"
