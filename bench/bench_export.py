@@ -154,30 +154,33 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/bench_export")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--out", default="bench/out/export.json")
-    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--parts", default="speed,accuracy", help="comma-separated: speed, accuracy"
+    )
     args = parser.parse_args()
+    from graft.io import read_json, write_json
     from graft.runtime import tune_allocator
 
     tune_allocator()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     data = prepare_data(work)
-    print(
-        f"speed: EfficientNet-Lite0, {SIZE} px, torch threads {torch.get_num_threads()}", flush=True
-    )
-    report = {
-        "size": SIZE,
-        "torch_threads": torch.get_num_threads(),
-        "speed": speed(work, data, args.iters),
-    }
-    if not args.skip_accuracy:
+    report = read_json(args.out) if Path(args.out).exists() else {}
+    parts = args.parts.split(",")
+    if "speed" in parts:
+        print(
+            f"speed: EfficientNet-Lite0, {SIZE} px, torch threads {torch.get_num_threads()}",
+            flush=True,
+        )
+        report.update(
+            size=SIZE, torch_threads=torch.get_num_threads(), speed=speed(work, data, args.iters)
+        )
+        write_json(args.out, report)
+    if "accuracy" in parts:
         bundle, info = trained_bundle(work, data, args.bundle)
         print(f"accuracy on {data}/test ({info['source']}):", flush=True)
-        report["trained"] = info
-        report["accuracy"] = accuracy(work, data, bundle)
-    from graft.io import write_json
-
-    write_json(args.out, report)
+        report.update(trained=info, accuracy=accuracy(work, data, bundle))
+        write_json(args.out, report)
     print(f"written to {args.out}")
 
 
