@@ -6,6 +6,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def make_trainer(
         save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
         save_on_train_epoch_end=True,  # after validation: a resume starts cleanly at the next epoch
     )  # fmt: skip
-    callbacks: list[pl.Callback] = [ProgressiveUnfreezing(plan, cfg.schedule), best]
+    callbacks: list[pl.Callback] = [ProgressiveUnfreezing(plan, cfg.schedule), EpochTimer(), best]
     if cfg.early_stop is not None and monitor:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stop))
     callbacks += list(extra or [])
@@ -57,6 +58,28 @@ def make_trainer(
         default_root_dir=run,
     )
     return trainer, best
+
+
+class EpochTimer(pl.Callback):
+    """Logs ``epoch_seconds`` and ``train_images_per_s``: epoch start to last training batch
+    (data loading included, validation excluded)."""
+
+    def __init__(self) -> None:
+        self._started = self._last = 0.0
+        self._images = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = self._last = time.perf_counter()
+        self._images = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._last = time.perf_counter()
+        self._images += len(batch[1]) if batch is not None else 0
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = max(self._last - self._started, 1e-9)
+        pl_module.log("epoch_seconds", seconds, on_epoch=True)
+        pl_module.log("train_images_per_s", self._images / seconds, on_epoch=True)
 
 
 def _log_version(run: Path, resume: bool) -> str:
@@ -89,6 +112,6 @@ def quiet_lightning() -> None:
     import warnings
 
     for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*", ".*does not have many workers.*",
-                    ".*litlogger.*", ".*GPU available but not used.*", ".*exists and is not empty.*"):  # fmt: skip
+                    ".*litlogger.*", ".*GPU available but not used.*", ".*exists and is not empty.*", ".*module\\(s\\) in eval mode.*"):  # fmt: skip
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)

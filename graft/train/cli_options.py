@@ -1,0 +1,79 @@
+"""Command-line flags generated from :class:`FitConfig`: one ``--flag`` per field, typed and documented.
+
+Flags that are not given stay unset, so a ``--config`` YAML file and the defaults fill them.
+
+Example:
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(); add_config_flags(p)
+    >>> options_from_args(p.parse_args(["--epochs", "3", "--no-flip"]))
+    {'flip': False, 'epochs': 3}
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any
+
+from graft.train.config import FitConfig
+
+HELP = {
+    "data": "ImageFolder root (class sub-folders, or train/ val/ test/ folders) or a labels CSV",
+    "val_split": "fraction of train held out for validation when there is no val/ folder",
+    "balance": "class imbalance: none, sampler (balanced batches) or weights (weighted loss)",
+    "model": "backbone name (see `graft models`)",
+    "weights": "pretrained (shipped/offline weights), none (random init) or a weights file",
+    "recipe": "auto (head, then all with spread LRs), head, full, freeze-upto, progressive",
+    "unfreeze": "progressive schedule: '2:+2,4:all' or '5:blocks.4-5,10:blocks.0-'",
+    "freeze_upto": "freeze-upto: groups [0, K) stay frozen",
+    "epochs": "total epochs (default: from the dataset size)",
+    "lr": "head learning rate (default: recipe's)",
+    "lr_mult": "head LR / stem LR (geometric spread between)",
+    "bn": "BatchNorm: auto, frozen (frozen parts eval), eval (all eval), train (all batch stats)",
+    "cache_frozen": "compute frozen backbone outputs once (default: on for auto and head)",
+    "early_stop": "stop after N epochs without improvement of --monitor",
+    "out": "run folder (checkpoints, metrics, bundle)",
+    "resume": "continue the run in --out from its last checkpoint",
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("data",)) -> None:
+    """Add one flag per :class:`FitConfig` field (default: unset)."""
+    hints = typing.get_type_hints(FitConfig)
+    for f in dataclasses.fields(FitConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        tp = _strip_optional(hints[f.name])
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": _help(f)}
+        if tp is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif typing.get_origin(tp) is typing.Literal:
+            parser.add_argument(flag, choices=[str(a) for a in typing.get_args(tp)], **kwargs)
+        else:
+            parser.add_argument(
+                flag, type=tp if tp in (int, float) else str, metavar=f.name.upper(), **kwargs
+            )
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`FitConfig` fields that were given on the command line."""
+    names = {f.name for f in dataclasses.fields(FitConfig)}
+    return {k: v for k, v in vars(args).items() if k in names and k != "data" and v is not None}
+
+
+def _strip_optional(tp: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if (
+        typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None))
+        and len(args) == 1
+    ):
+        return args[0]
+    return tp
+
+
+def _help(f: dataclasses.Field) -> str:
+    default = f.default if f.default is not dataclasses.MISSING else None
+    text = HELP.get(f.name, f.name.replace("_", " "))
+    return f"{text} (default: {'auto' if default is None else default})"
