@@ -199,6 +199,11 @@ def _measure_all(
             log.warning("skipping %s: %s", a.name, e)
             skipped.append({"candidate": a.name, "reason": str(e)})
             continue
+        except (RuntimeError, ValueError) as e:  # e.g. an input size too small for the model
+            log.warning("skipping %s: %s: %s", a.name, type(e).__name__, e)
+            reason = f"failed while measuring ({type(e).__name__}: {str(e).splitlines()[0][:300]})"
+            skipped.append({"candidate": a.name, "reason": reason})
+            continue
         if "excluded" in row:
             skipped.append({"candidate": a.name, "reason": row["excluded"]})
         else:

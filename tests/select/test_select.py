@@ -218,3 +218,16 @@ def test_real_weights_give_source_scores_and_beat_the_control(tiny_folder_sessio
     assert pretrained["feature_dim"] == 1280
     assert pretrained["params_m"] == pytest.approx(4.65, abs=0.01)
     assert r.top == "efficientnet_lite0"
+
+
+def test_a_candidate_that_fails_is_skipped_not_fatal(
+    tiny_folder_session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graft.select.api as api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Input size (1x1) too small for the kernel")
+
+    monkeypatch.setattr(api, "measure_cost", broken)
+    r = select(tiny_folder_session, ["test_resnet"], pretrained=False, sample_per_class=3)
+    assert r.rows == [] and "RuntimeError: Input size (1x1) too small" in r.skipped[0]["reason"]
