@@ -6,7 +6,8 @@ Reported: test accuracy, parameters, latency (batch 1, median) and throughput (b
 
 - CNN: ``efficientnet_lite0`` with its shipped ImageNet weights, at ``--cnn-size`` px.
 - ViT: ``vit_tiny_patch16_224`` randomly initialised (no ViT weights install offline) at ``--vit-size``
-  px with ``--vit-patch`` px patches (default 32 px / 8 px: 16 tokens, near the images' 28 px).
+  px with ``--vit-patch`` px patches and ``--vit-depth`` blocks (default 32 px, 8 px patches: 16
+  tokens, near the images' 28 px; 4 blocks to fit the CPU budget).
 - Hybrids: both branches, each fed its own size and normalization inside the model.
 
 ``graft.train.fit`` builds its model from a name, and a hybrid with a randomly initialised ViT at a
@@ -14,12 +15,14 @@ small size needs options a name does not carry (``pretrained`` per branch, ``img
 script hands fit the model through its model-building step (``_bridge``) until fit accepts model
 options; the training itself is fit's, unchanged.
 
-Run:  .venv/bin/python bench/bench_hybrid.py --per-class 30 --epochs 3 --out bench-out/hybrid
+Run:  .venv/bin/python bench/bench_hybrid.py --per-class 20 --epochs 3 --out bench-out/hybrid
+One model per process (``--only TEXT``), then ``--collect out*/results.json`` prints one table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -36,13 +39,13 @@ FUSIONS = ("concat", "gated", "attention")
 
 
 def make_models(
-    cnn_size: int, vit_size: int, vit_patch: int
+    cnn_size: int, vit_size: int, vit_patch: int, vit_depth: int
 ) -> dict[str, Callable[[int], nn.Module]]:
     """Label -> factory(num_classes) for every model of the bench."""
     from graft.hybrid import create_hybrid
     from graft.models import create_model
 
-    vit_kwargs = {"img_size": vit_size, "patch_size": vit_patch}
+    vit_kwargs = {"img_size": vit_size, "patch_size": vit_patch, "depth": vit_depth}
 
     def cnn(n: int) -> nn.Module:
         return create_model(CNN, num_classes=n, pretrained=True)
@@ -123,18 +126,28 @@ def run_one(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--per-class", type=int, default=30, help="animals images per class (80/20 train/test)"
+        "--per-class", type=int, default=20, help="animals images per class (80/20 train/test)"
     )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--cnn-size", type=int, default=96)
+    p.add_argument("--cnn-size", type=int, default=64)
     p.add_argument("--vit-size", type=int, default=32, help="the images are 28 px silhouettes")
     p.add_argument("--vit-patch", type=int, default=8)
+    p.add_argument("--vit-depth", type=int, default=4, help="transformer blocks (vit_tiny has 12)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--collect", nargs="*", default=None, help="only print a table of these results.json"
+    )
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default=None, help="run only models whose label contains this text")
     p.add_argument("--out", default="bench-out/hybrid")
     args = p.parse_args(argv)
+    if args.collect is not None:
+        print(_table([r for f in args.collect for r in json.loads(Path(f).read_text())["rows"]]))
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from graft.data import sample_dataset
     from graft.io import write_json
@@ -145,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     data = sample_dataset("animals", out / "data", per_class=args.per_class, seed=args.seed)
     rows = []
-    for label, factory in make_models(args.cnn_size, args.vit_size, args.vit_patch).items():
+    for label, factory in make_models(
+        args.cnn_size, args.vit_size, args.vit_patch, args.vit_depth
+    ).items():
         if args.only and args.only not in label:
             continue
         rows.append(run_one(label, factory, data, out / "runs", args))
