@@ -175,7 +175,7 @@ def small_reference(small_folder: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.mark.parametrize(
     "point",
     [
-        "shard-file-written",
+        pytest.param("shard-file-written", marks=pytest.mark.slow),
         "manifest-lists-2",
         pytest.param("manifest-lists-6", marks=pytest.mark.slow),
     ],
