@@ -174,7 +174,7 @@ def _open_store(out: Any, settings: dict, classes: list[str], resume: bool) -> F
 
 
 class _Indexed(Dataset):
-    """Decoded, transformed images with their position; unreadable ones become ``None``."""
+    """Decoded, transformed images with their position; unreadable ones carry the reason instead."""
 
     def __init__(self, files: list[str], transform: Any, in_chans: int) -> None:
         from graft.data import ImageDataset
@@ -184,16 +184,19 @@ class _Indexed(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str]:
         item = self.images[i]
-        return None if item is None else (item[0], i)
+        if item is None:  # the reason travels with the item: workers have their own dataset copy
+            path = self.images.samples[i][0]
+            return None, i, self.images.failed.get(path, "unreadable")
+        return item[0], i, ""
 
 
-def _collate(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
-    kept = [b for b in batch if b is not None]
-    if not kept:
-        return None
-    return torch.stack([b[0] for b in kept]), torch.tensor([b[1] for b in kept])
+def _collate(batch: list) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[int, str]]]:
+    kept = [b for b in batch if b[0] is not None]
+    failed = [(b[1], b[2]) for b in batch if b[0] is None]
+    x = torch.stack([b[0] for b in kept]) if kept else None
+    return x, torch.tensor([b[1] for b in kept], dtype=torch.long), failed
 
 
 class _Runner:
@@ -219,19 +222,16 @@ class _Runner:
             persistent_workers=False,
         )
         bar = tqdm(total=len(files), unit="img", desc="extract", disable=not self.progress or None)
+        self.failed = {}
         try:
             with torch.inference_mode():
-                for batch in loader:
-                    if batch is None:
-                        bar.update(self.batch_size)
-                        continue
-                    x, idx = batch
-                    feats = self.reader(x.to(self.device)).cpu().numpy()
-                    bar.update(len(x))
-                    yield feats, idx.numpy()
+                for x, idx, failed in loader:
+                    self.failed.update({files[i]: reason for i, reason in failed})
+                    bar.update(len(idx) + len(failed))
+                    if x is not None:
+                        yield self.reader(x.to(self.device)).cpu().numpy(), idx.numpy()
         finally:
             bar.close()
-        self.failed = dict(dataset.images.failed)
 
 
 def _run(store, samples, classes, settings, runner, shard_rows) -> Features:

@@ -156,12 +156,17 @@ def test_other_settings_are_not_reused(folder: Path, backbone, tmp_path, monkeyp
     assert len(list(store.glob("shard-*.safetensors"))) == 1  # the stale shard was removed
 
 
-def test_unreadable_images_are_skipped(folder: Path, backbone, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_unreadable_images_are_skipped(
+    folder: Path, backbone, tmp_path: Path, workers: int
+) -> None:
     (folder / "red" / "broken.png").write_bytes(b"not an image")
-    f = extract(folder, model=backbone, image_size=32, out=tmp_path / "s", **KW)
+    f = extract(
+        folder, model=backbone, image_size=32, out=tmp_path / "s", **{**KW, "workers": workers}
+    )
     assert len(f) == 12 and str(folder / "red" / "broken.png") not in f.files
     skipped = json.loads((tmp_path / "s" / "manifest.json").read_text())["skipped"]
-    assert [Path(p).name for p, _ in skipped] == ["broken.png"]
+    assert [(Path(p).name, reason) for p, reason in skipped] == [("broken.png", "not an image")]
 
 
 def test_cli_extract(folder: Path, tmp_path: Path, capsys) -> None:
