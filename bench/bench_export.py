@@ -3,8 +3,8 @@
 Speed: EfficientNet-Lite0 with the shipped ImageNet weights (``graft.create_model("efficientnet_lite0",
 num_classes=10)``) at its native 224 px: latency at batch 1 (median of ``--iters`` runs) and throughput
 at batch 32, for torch eager (``inference_mode``), ONNX Runtime fp32, int8 dynamic and int8 static
-(calibrated on 256 animals training images). All in one process, one after the other: compare ratios
-measured in one run (the cores may be shared).
+(calibrated on 256 animals training images). All in one process, timed in interleaved rounds so that
+load from other processes falls on every runner alike: compare ratios measured in one run.
 
 Accuracy: a bundle trained on the animals sample (``--bundle``, or a quick head-only fit here:
 ``recipe="head"`` on 100 training images per class at 96 px) exported to int8 (dynamic and static);
@@ -46,16 +46,18 @@ def prepare_data(work: Path) -> Path:
     return data
 
 
-def time_runner(run, batch: torch.Tensor, iters: int) -> float:
-    """Median seconds per call after two warm-up calls."""
-    for _ in range(2):
+def time_runners(runners: dict, batch: torch.Tensor, rounds: int) -> dict[str, float]:
+    """Median seconds per call of each runner, measured in interleaved rounds (after one warm-up call
+    each), so that load from other processes falls on all runners alike."""
+    for run in runners.values():
         run(batch)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        run(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run(batch)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def speed(work: Path, data: Path, iters: int) -> dict:
@@ -84,19 +86,17 @@ def speed(work: Path, data: Path, iters: int) -> dict:
             "export_s": result.seconds,
         }
         runners[name] = OnnxModel(result.path / "model.onnx")
-    x1, x32 = torch.randn(1, 3, SIZE, SIZE), torch.randn(32, 3, SIZE, SIZE)
+    latency = time_runners(runners, torch.randn(1, 3, SIZE, SIZE), iters)
+    batch_s = time_runners(runners, torch.randn(32, 3, SIZE, SIZE), max(3, iters // 5))
     rows = {}
-    for name, run in runners.items():
-        latency = time_runner(run, x1, iters)
-        batch_s = time_runner(run, x32, max(3, iters // 5))
+    for name in runners:
         rows[name] = {
-            "latency_ms_b1": latency * 1e3,
-            "throughput_img_s_b32": 32 / batch_s,
+            "latency_ms_b1": latency[name] * 1e3,
+            "throughput_img_s_b32": 32 / batch_s[name],
             **exports.get(name, {}),
         }
         print(
-            f"  {name:<26} batch 1: {latency * 1e3:7.1f} ms   batch 32: {32 / batch_s:7.1f} img/s",
-            flush=True,
+            f"  {name:<26} batch 1: {latency[name] * 1e3:7.1f} ms   batch 32: {32 / batch_s[name]:7.1f} img/s"
         )
     return rows
 
