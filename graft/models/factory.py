@@ -193,7 +193,7 @@ def replace_head(
     _check_ints(num_classes, 3)
     spec = head_spec(head if head is not None else getattr(model, "graft_spec", {}).get("head"))
     if isinstance(model, TorchvisionAdapter):
-        model.reset_classifier(num_classes, spec)
+        model.reset_classifier(num_classes, head=spec)
     else:
         model.reset_classifier(num_classes)
         _set_new_head(model, spec, num_classes, type(model).__name__)

@@ -2,6 +2,7 @@
 classifier, and refuse files of another architecture with the first mismatches spelled out.
 
 Example:
+    >>> import timm
     >>> m = timm.create_model("test_resnet", num_classes=3)
     >>> load_pretrained(m, timm.create_model("test_resnet").state_dict(), name="test_resnet")
     False

@@ -198,14 +198,29 @@ class TorchvisionAdapter(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.get_submodule(self.family.fc)
 
-    def reset_classifier(self, num_classes: int, head: str | dict | None = None) -> None:
-        """Replace the classifier by a fresh one (small init) for ``num_classes``; keeps the head type."""
+    def reset_classifier(
+        self, num_classes: int, global_pool: str | None = None, head: str | dict | None = None
+    ) -> None:
+        """Replace the classifier by a fresh one (small init) for ``num_classes``; keeps the head type.
+
+        ``global_pool`` is accepted for timm compatibility; only the family's own pooling exists here.
+        """
+        if global_pool not in (None, "avg", "token"):
+            raise ConfigError(
+                f"global_pool={global_pool!r} is not available for torchvision '{self.arch}'; it pools with its own layer."
+            )
         if head is not None:
             self.head_spec = head_spec(head)
         self.set_submodule(
             self.family.fc, make_head(self.head_spec, self.num_features, num_classes)
         )
         self.num_classes = num_classes
+        if isinstance(getattr(self, "graft_spec", None), dict):
+            self.graft_spec = {
+                **self.graft_spec,
+                "num_classes": num_classes,
+                "head": dict(self.head_spec),
+            }
 
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(self.family.matcher)
@@ -254,7 +269,7 @@ def build_tv_model(
     model = TorchvisionAdapter(get_model(arch, weights=None, **kwargs), arch, family)
     spec = head_spec(head)
     if num_classes != model.num_classes or spec["type"] != "linear":
-        model.reset_classifier(num_classes, spec)
+        model.reset_classifier(num_classes, head=spec)
     if in_chans != 3:
         replace_first_conv(model, family.first_conv, in_chans)
     return model

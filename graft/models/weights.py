@@ -165,6 +165,13 @@ def resolve_weights(query: WeightsQuery, explicit: str | os.PathLike | None = No
             found = find(cand, searched)
             if found is not None:
                 log.info("weights for %s: %s", query.name, found.source)
+                if found.key != query.candidates[0].key:
+                    log.info(
+                        "%s: %s not found here, using %s",
+                        query.name,
+                        query.candidates[0].key,
+                        found.key,
+                    )
                 return found
     raise WeightsNotFoundError(_not_found_message(query, searched))
 

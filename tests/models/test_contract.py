@@ -170,3 +170,12 @@ def test_same_class_count_keeps_pretrained_head(name, kwargs, size, tmp_path):
     torch.save(src.state_dict(), tmp_path / "w.pth")
     m = create_model(name, num_classes=5, weights=tmp_path / "w.pth", **kwargs)
     assert torch.equal(m.get_classifier().weight, src.get_classifier().weight)
+
+
+def test_torchvision_reset_classifier_keeps_spec_in_sync():
+    m = make("tv:resnet18", {}, head="mlp")
+    m.reset_classifier(2)
+    assert isinstance(m.get_classifier(), MLPHead) and m.get_classifier().fc2.out_features == 2
+    assert m.graft_spec["num_classes"] == 2 and m.graft_spec["head"]["type"] == "mlp"
+    m.reset_classifier(3, "avg")  # timm's signature
+    assert m.num_classes == 3
