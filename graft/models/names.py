@@ -106,7 +106,7 @@ def tv_weight_tags(arch: str) -> list[str]:
 
 def all_names() -> list[str]:
     """Every accepted model name: timm, ``tv:`` torchvision, and aliases."""
-    return sorted([*timm_names(), *(TV_PREFIX + n for n in tv_names()), *ALIASES])
+    return sorted({*timm_names(), *(TV_PREFIX + n for n in tv_names()), *ALIASES})
 
 
 def match_names(pattern: str | None = None) -> list[str]:
