@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 TEACHER = "efficientnet_lite2"
+RUNS = ("teacher", "no_kd", "logit_kd", "feature_logit_kd")
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,6 +69,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--feature-loss", default="cosine", choices=("mse", "cosine", "at"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="bench-out/distill")
+    p.add_argument(
+        "--runs",
+        default=",".join(RUNS),
+        help="which runs (comma-separated); finished ones in --out are reused",
+    )
     return p.parse_args()
 
 
@@ -76,57 +82,77 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     from graft.data import sample_dataset
+
+    out = Path(args.out)
+    runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    unknown = sorted(set(runs) - set(RUNS))
+    if unknown:
+        raise SystemExit(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
+    for name in runs:
+        shutil.rmtree(out / name, ignore_errors=True)
+    full = sample_dataset("animals", out / "animals", seed=args.seed, per_class=args.per_class)
+    subset = out / "animals-subset"
+    data = str(
+        subset
+        if (subset / "test").is_dir() and "teacher" not in runs
+        else _trim_train(full, subset, args.train_per_class)
+    )
+    for name in runs:
+        started = time.perf_counter()
+        metrics, report = _run_one(name, args, data, out)
+        row = _row(metrics, time.perf_counter() - started)
+        (out / name / "bench_row.json").write_text(
+            json.dumps({"row": row, "report": report}, indent=2)
+        )
+        _show(name, row, report)
+    rows = {n: row for n in RUNS if (row := _load_row(out / n)) is not None}
+    if set(rows) == set(RUNS):
+        summary = _summary(args, rows)
+        (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(_table(summary))
+
+
+def _run_one(
+    name: str, args: argparse.Namespace, data: str, out: Path
+) -> tuple[dict[str, float], dict | None]:
+    """Train one of the bench's models; return its metrics (and the distill report)."""
     from graft.distill import distill
     from graft.train import fit
 
-    out = Path(args.out)
-    for name in ("teacher", "no_kd", "logit_kd", "feature_logit_kd"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    full = sample_dataset("animals", out / "animals", seed=args.seed, per_class=args.per_class)
-    data = str(_trim_train(full, out / "animals-subset", args.train_per_class))
     common: dict[str, Any] = {
-        "seed": args.seed, "batch_size": args.batch_size, "workers": 1, "progress": False,
-    }  # fmt: skip
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "workers": 1,
+        "progress": False,
+    }
+    if name == "teacher":
+        r = fit(data, model=TEACHER, recipe="auto", epochs=args.teacher_epochs, head_epochs=min(2, args.teacher_epochs),
+                image_size=args.teacher_size, out=str(out / "teacher"), **common)  # fmt: skip
+        return r.metrics, None
     student: dict[str, Any] = {
-        **common, "model": args.student, "recipe": args.recipe, "epochs": args.epochs,
-        "image_size": args.image_size, "augment": "none", "flip": False,
+        **common, "recipe": args.recipe, "epochs": args.epochs, "image_size": args.image_size,
+        "augment": "none", "flip": False, "out": str(out / name),
     }  # fmt: skip
-    results: dict[str, dict[str, Any]] = {}
-
-    started = time.perf_counter()
-    teacher = fit(data, model=TEACHER, recipe="auto", epochs=args.teacher_epochs, head_epochs=min(2, args.teacher_epochs),
-                  image_size=args.teacher_size, out=str(out / "teacher"), **common)  # fmt: skip
-    results["teacher"] = _row(teacher.metrics, time.perf_counter() - started)
-    _show("teacher", results["teacher"])
-
-    started = time.perf_counter()
-    base = fit(data, out=str(out / "no_kd"), **student)
-    results["no_kd"] = _row(base.metrics, time.perf_counter() - started)
-    _show("no_kd", results["no_kd"])
-
-    runs = {
-        "logit_kd": {"alpha": 1.0, "beta": 0.0, "feature_pairs": "none"},
-        "feature_logit_kd": {
+    if name == "no_kd":
+        return fit(data, model=args.student, **student).metrics, None
+    options = {"alpha": 1.0, "beta": 0.0, "feature_pairs": "none"}
+    if name == "feature_logit_kd":
+        options = {
             "alpha": 1.0,
             "beta": args.beta,
             "feature_pairs": "auto",
             "feature_loss": args.feature_loss,
-        },
-    }
-    last = None
-    for name, options in runs.items():
-        started = time.perf_counter()
-        s = dict(student)
-        model = s.pop("model")
-        last = distill(data, teacher=str(teacher.bundle), student=model, temperature=args.temperature,
-                       out=str(out / name), **options, **s)  # fmt: skip
-        results[name] = _row(last.metrics, time.perf_counter() - started)
-        _show(name, results[name])
-        print("  report:", last.report, flush=True)
-
-    summary = _summary(args, results, last)
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(_table(summary))
+        }
+    teacher = out / "teacher" / "bundle"
+    r = distill(
+        data,
+        teacher=str(teacher),
+        student=args.student,
+        temperature=args.temperature,
+        **options,
+        **student,
+    )
+    return r.metrics, {"line": r.report, "teacher": vars(r.teacher), "student": vars(r.student)}
 
 
 def _trim_train(root: Path, dest: Path, per_class: int) -> Path:
@@ -144,6 +170,16 @@ def _trim_train(root: Path, dest: Path, per_class: int) -> Path:
     return dest
 
 
+def _load_row(run: Path) -> dict[str, Any] | None:
+    """A finished run's row: ``bench_row.json``, else rebuilt from the run folder's ``metrics.json``."""
+    if (run / "bench_row.json").is_file():
+        return json.loads((run / "bench_row.json").read_text())
+    if (run / "metrics.json").is_file():
+        metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+        return {"row": _row(metrics, metrics.get("fit_seconds", float("nan"))), "report": None}
+    return None
+
+
 def _row(metrics: dict[str, float], seconds: float) -> dict[str, Any]:
     keep = ("test_acc", "val_acc", "teacher_acc", "teacher_params", "student_params", "teacher_latency_ms",
             "student_latency_ms", "teacher_cache_hits", "teacher_cache_misses", "fit_seconds")  # fmt: skip
@@ -152,37 +188,39 @@ def _row(metrics: dict[str, float], seconds: float) -> dict[str, Any]:
     return row
 
 
-def _show(name: str, row: dict[str, Any]) -> None:
+def _show(name: str, row: dict[str, Any], report: dict | None) -> None:
     print(f"{name}: test_acc={row.get('test_acc')} wall={row['wall_seconds']} s", flush=True)
+    if report:
+        print("  report:", report["line"], flush=True)
 
 
-def _summary(
-    args: argparse.Namespace, results: dict[str, dict[str, Any]], last: Any
-) -> dict[str, Any]:
+def _summary(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    results = {k: v["row"] for k, v in rows.items()}
+    report = rows["feature_logit_kd"]["report"]
     base = results["no_kd"]["test_acc"]
     gains = {
         k: round(100 * (results[k]["test_acc"] - base), 2) for k in ("logit_kd", "feature_logit_kd")
     }
+    t, s = report["teacher"], report["student"]
     return {
         "settings": vars(args),
         "results": results,
         "kd_gain_points": gains,
         "target_met": max(gains.values()) >= 1.0,
-        "teacher": vars(last.teacher) if last else None,
-        "student": vars(last.student) if last else None,
-        "speedup_student_vs_teacher": round(last.teacher.latency_ms / last.student.latency_ms, 2)
-        if last
-        else None,
+        "teacher": t,
+        "student": s,
+        "speedup_student_vs_teacher": round(t["latency_ms"] / s["latency_ms"], 2),
     }
 
 
 def _table(summary: dict[str, Any]) -> str:
     r = summary["results"]
     t, s = summary["teacher"], summary["student"]
+    size = summary["settings"]["teacher_size"]
     lines = [
         "| run | test acc | wall s |",
         "|---|---|---|",
-        f"| teacher {TEACHER} ({summary['settings']['teacher_size']} px) | {r['teacher']['test_acc']:.4f} | {r['teacher']['wall_seconds']} |",
+        f"| teacher {TEACHER} ({size} px) | {r['teacher']['test_acc']:.4f} | {r['teacher']['wall_seconds']} |",
     ]
     for name in ("no_kd", "logit_kd", "feature_logit_kd"):
         lines.append(f"| student {name} | {r[name]['test_acc']:.4f} | {r[name]['wall_seconds']} |")
