@@ -287,6 +287,35 @@ def cache_prefix_outputs(
     return CachedPrefixDataset(store, torch.cat(labels), views)
 
 
+def build_prefix_cache(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 64,
+    workers: int = 0,
+    views: int = 1,
+    out: str | os.PathLike | None = None,
+) -> tuple[PrefixSplit, CachedPrefixDataset] | None:
+    """Split ``model`` and cache its frozen prefix over ``dataset`` (in order); None when not cacheable.
+
+    This is the one call a trainer needs: train ``split.suffix`` (it shares the model's parameters)
+    on the returned dataset instead of ``model`` on ``dataset``. ``dataset`` yields ``(image, label)``
+    (``None`` for unreadable images) with a deterministic transform, or a random one with ``views > 1``.
+
+    Example:
+        >>> built = build_prefix_cache(model, train_dataset)  # doctest: +SKIP
+        >>> if built: split, cached = built  # doctest: +SKIP
+    """
+    from graft.data import collate_skip
+
+    split = split_frozen_prefix(model)
+    if split is None:
+        return None
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip
+    )
+    return split, cache_prefix_outputs(split.prefix, loader, views=views, out=out)
+
+
 def _allocate(shape: tuple[int, ...], out: Any) -> Any:
     if out is None:
         return torch.empty(shape, dtype=torch.float32)

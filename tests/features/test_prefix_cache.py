@@ -150,3 +150,21 @@ def test_augmented_views_are_cached_per_epoch() -> None:
     ds.set_epoch(2)
     torch.testing.assert_close(ds[0][0], first)
     assert np.isclose(ds.nbytes, 2 * 6 * 48 * 4 * 4 * 4)
+
+
+def test_build_prefix_cache_on_an_image_dataset(folder: Path) -> None:
+    from graft.data import ImageDataset, build_transforms, resolve_data_config, scan_dataset
+    from graft.features.prefix_cache import build_prefix_cache
+
+    model = _model()
+    samples = scan_dataset(folder, verify=False).train
+    (folder / "red" / "bad.png").write_bytes(b"junk")
+    samples = [*samples[:5], (str(folder / "red" / "bad.png"), 2), *samples[5:]]
+    t = build_transforms(resolve_data_config(model.pretrained_cfg, image_size=32), train=False)
+    split, cached = build_prefix_cache(model, ImageDataset(samples, t), batch_size=4)
+    assert len(cached) == 12  # the unreadable image is left out, labels stay aligned
+    assert cached.labels.tolist() == [y for p, y in samples if not p.endswith("bad.png")]
+    x, _ = ImageDataset(samples[6:7], t)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(cached[5][0], split.prefix(x[None])[0])
+    assert build_prefix_cache(_model("test_vit"), ImageDataset(samples, t)) is None
