@@ -24,7 +24,7 @@ from graft.models.names import DEFAULT_BACKBONE, ModelName, parse_name
 from graft.models.pretrained import timm_pretrained_cfg, tv_pretrained_cfg, tv_weights_members
 from graft.models.shipped import is_lite_layout, rename_efficientnet_lite
 from graft.models.tv_adapter import TorchvisionAdapter, build_tv_model, family_of
-from graft.models.weights import WeightsCandidate, WeightsQuery, resolve_weights
+from graft.models.weights import FoundWeights, WeightsCandidate, WeightsQuery, resolve_weights
 
 log = get_logger("graft.models")
 
@@ -61,17 +61,10 @@ def create_model(
     spec = head_spec(head)
     build = _build_tv if parsed.source == "tv" else _build_timm
     model, query, first_conv = build(parsed, num_classes, in_chans, spec, kwargs)
-    found = None
+    found, head_kept = None, False
     if pretrained or weights is not None:
         found = resolve_weights(query, explicit=weights)
-        state_dict = found.state_dict
-        if is_lite_layout(state_dict) and hasattr(model, "blocks"):
-            state_dict = rename_efficientnet_lite(state_dict, model)
-        head_kept = load_pretrained(
-            model, state_dict, name=name, source=found.source, first_conv=first_conv
-        )
-    else:
-        head_kept = False
+        head_kept = _load_found(model, found, name, first_conv)
     if parsed.source == "tv":
         model.pretrained_cfg = tv_pretrained_cfg(parsed, found, in_chans, head_kept)
     else:
@@ -84,6 +77,14 @@ def create_model(
         **kwargs,
     }
     return model
+
+
+def _load_found(model: nn.Module, found: FoundWeights, name: str, first_conv: str | None) -> bool:
+    """Rename known foreign layouts, then load; True when the pretrained classifier was kept."""
+    state_dict = found.state_dict
+    if is_lite_layout(state_dict) and hasattr(model, "blocks"):
+        state_dict = rename_efficientnet_lite(state_dict, model)
+    return load_pretrained(model, state_dict, name=name, source=found.source, first_conv=first_conv)
 
 
 def _check_ints(num_classes: int | None, in_chans: int) -> None:
