@@ -215,30 +215,58 @@ def _make_datamodule(
 def _setup_cache(
     cfg: FitConfig, module: GraftModule, dm: FitDataModule, plan: Plan, groups: ModelGroups
 ) -> None:
-    """Serve cached backbone outputs during head-only phases (default: on for ``auto`` and ``head``)."""
+    """Serve cached outputs of frozen layers while they stay frozen (default: on for auto and head).
+
+    Head-only phases cache the pooled features (:mod:`graft.train.frozen_cache`); with
+    ``cache_frozen=True``, the first phase that keeps a prefix of groups frozen (freeze-upto,
+    progressive) caches that prefix through :func:`graft.features.prefix_cache.split_frozen_prefix`.
+    Cached epochs train on unaugmented images.
+    """
     wanted = cfg.cache_frozen if cfg.cache_frozen is not None else cfg.recipe in ("auto", "head")
     if not wanted or cfg.balance == "sampler" or cfg.mixup or cfg.cutmix:
         return
-    epochs = [e for p in plan for e in range(p.start, p.end) if can_cache(p, groups)]
-    suffix = head_suffix(module.model, groups)
-    if not epochs or suffix is None:
-        if cfg.cache_frozen:
-            log.warning(
-                "--cache-frozen: no head-only phase whose backbone outputs can be cached; training uncached"
-            )
-        return
     started = time.perf_counter()
-    dm.cached_train = cache_head_inputs(
-        module.model, dm.eval_loader(dm.plain_train_set), cfg.channels_last
-    )
-    dm.cached_epochs = range(min(epochs), max(epochs) + 1)
-    module.cached_epochs = dm.cached_epochs
+    head_epochs = [e for p in plan for e in range(p.start, p.end) if can_cache(p, groups)]
+    suffix = head_suffix(module.model, groups) if head_epochs else None
+    if suffix is not None:
+        loader = dm.eval_loader(dm.plain_train_set)
+        dm.cached_train = cache_head_inputs(module.model, loader, cfg.channels_last)
+        epochs = range(min(head_epochs), max(head_epochs) + 1)
+    elif cfg.cache_frozen:
+        found = _prefix_cache(module, dm, plan)
+        if found is None:
+            log.warning(
+                "--cache-frozen: no phase keeps a cacheable frozen prefix; training uncached"
+            )
+            return
+        suffix, epochs = found
+    else:
+        return
+    dm.cached_epochs = module.cached_epochs = epochs
     module.cached_suffix = suffix
     log.info(
-        "cached frozen backbone outputs of %d images in %.1f s",
+        "cached frozen outputs of %d images in %.1f s",
         len(dm.cached_train),
         time.perf_counter() - started,
     )
+
+
+def _prefix_cache(
+    module: GraftModule, dm: FitDataModule, plan: Plan
+) -> tuple[torch.nn.Module, range] | None:
+    from graft.features.prefix_cache import cache_prefix_outputs, split_frozen_prefix
+    from graft.models import apply_bn_policy
+
+    phase = next((p for p in plan if 0 not in p.trainable and p.bn != "train"), None)
+    if phase is None:
+        return None
+    module.enter_phase(phase)
+    apply_bn_policy(module.model, "frozen")  # hooks that keep frozen BatchNorm in eval mode
+    split = split_frozen_prefix(module.model)
+    if split is None:
+        return None
+    dm.cached_train = cache_prefix_outputs(split.prefix, dm.eval_loader(dm.plain_train_set))
+    return split.suffix, range(phase.start, phase.end)
 
 
 def _resume_path(cfg: FitConfig, run: Path) -> str | None:

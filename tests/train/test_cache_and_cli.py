@@ -62,3 +62,21 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path, capsys):
     bad.write_text("recipe: fast\n")
     assert main(["fit", "x", "--config", str(bad)]) == 2
     assert "not one of" in capsys.readouterr().err
+
+
+def test_cached_frozen_prefix_equals_uncached_for_freeze_upto(tiny_folder, tiny_opts, tmp_path):
+    opts = {
+        **tiny_opts,
+        "recipe": "freeze-upto",
+        "freeze_upto": 3,
+        "epochs": 2,
+        "lr": 0.01,
+        "augment": "none",
+        "seed": 2,
+    }
+    cached = fit(tiny_folder, out=str(tmp_path / "c"), cache_frozen=True, **opts)
+    plain = fit(tiny_folder, out=str(tmp_path / "p"), cache_frozen=False, **opts)
+    a = load_file(str(cached.bundle / "model.safetensors"))
+    b = load_file(str(plain.bundle / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
