@@ -257,7 +257,7 @@ def reference_fit(fit_data: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 
 @pytest.mark.parametrize(
     "kill_after_epoch",
-    [0, pytest.param(2, marks=pytest.mark.slow)],
+    [pytest.param(0, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)],
     ids=["after-first-checkpoint", "after-third-checkpoint"],
 )
 def test_fit_killed_then_resumed_equals_uninterrupted(
