@@ -155,18 +155,20 @@ def _open_store(out: Any, settings: dict, classes: list[str], resume: bool) -> F
         raise DataError(
             f"--out '{root}' is a file; the feature store is a folder. Choose a folder."
         )
-    old = None
-    if resume and (root / "manifest.json").exists():
-        old = FeatureStore.load(root)
     store = FeatureStore(root, settings, list(classes))
-    if old is not None and old.settings == settings:
-        store.entries, store._shard_index = old.entries, old._shard_index
-    elif old is not None:
+    # new shards never overwrite old ones: the old manifest stays valid until the new one replaces it
+    numbers = [int(p.stem.split("-")[1]) for p in root.glob("shard-*.safetensors")]
+    store._shard_index = max(numbers, default=-1) + 1
+    if not resume or not (root / "manifest.json").exists():
+        return store
+    old = FeatureStore.load(root)
+    if old.settings == settings:
+        store.entries = old.entries
+    else:
         changed = sorted(k for k in settings if old.settings.get(k) != settings[k])
         log.info(
             "feature store %s was made with other %s; extracting anew", root, ", ".join(changed)
         )
-        store._shard_index = old._shard_index
     return store
 
 

@@ -154,6 +154,10 @@ def test_other_settings_are_not_reused(folder: Path, backbone, tmp_path, monkeyp
     assert seen == [12]
     assert f.meta["data_config"]["input_size"] == [3, 48, 48]
     assert len(list(store.glob("shard-*.safetensors"))) == 1  # the stale shard was removed
+    again = extract(folder, model=backbone, image_size=48, out=store, resume=False, **KW)
+    assert seen == [12, 12]
+    np.testing.assert_array_equal(again.features, f.features)
+    assert [p.name for p in store.glob("shard-*.safetensors")] == ["shard-00002.safetensors"]
 
 
 @pytest.mark.parametrize("workers", [0, 1])
