@@ -24,6 +24,7 @@ _API: dict[str, str] = {
     "unfreeze": "graft.models",
     "trainable_summary": "graft.models",
     "param_groups": "graft.models",
+    "replace_head": "graft.models",
     # data
     "scan_dataset": "graft.data",
     "ImageDataset": "graft.data",
