@@ -40,7 +40,7 @@ def start(args: list[object], log: Path) -> subprocess.Popen:
     """``python -m graft ARGS`` in its own session, output to ``log``."""
     with open(log, "wb") as f:
         return subprocess.Popen(
-            [PYTHON, "-m", "graft", *map(str, args)],
+            [PYTHON, "-m", "graft", "-v", *map(str, args)],
             env=subprocess_env(),
             stdout=f,
             stderr=subprocess.STDOUT,
@@ -49,7 +49,7 @@ def start(args: list[object], log: Path) -> subprocess.Popen:
 
 
 def kill_when(
-    proc: subprocess.Popen, ready: Callable[[], bool], log: Path, timeout: float = 300
+    proc: subprocess.Popen, ready: Callable[[], bool], log: Path, timeout: float = 600
 ) -> None:
     """SIGKILL ``proc`` as soon as ``ready()``; fail if it ends or times out first."""
     deadline = time.monotonic() + timeout
