@@ -28,6 +28,7 @@ def teacher_bundle(tiny_folder_session: Path, tmp_path_factory) -> Path:
     return save_bundle(tmp_path_factory.mktemp("teacher") / "bundle", model, classes, data_cfg)
 
 
+@pytest.mark.slow  # ~60 s on the 2-core machine: two tiny epochs plus the teacher/student report
 def test_distill_end_to_end_writes_student_bundle_without_adapters(
     tiny_folder_session, teacher_bundle, tmp_path, monkeypatch
 ) -> None:
