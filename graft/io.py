@@ -47,11 +47,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         _fsync_dir(path.parent)
     except OSError as e:
         _remove_quietly(tmp)
-        if e.errno == errno.ENOSPC:
-            raise DiskFullError(
-                f"disk full while writing {path}; earlier outputs are intact. "
-                "Free some space or choose another --out folder, then run again (add --resume where offered)."
-            ) from e
+        _raise_disk_full(e, path)
         raise
     except BaseException:
         _remove_quietly(tmp)
@@ -71,6 +67,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as e:
+        _remove_quietly(tmp)
+        _raise_disk_full(e, path)
+        raise
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -97,9 +97,9 @@ def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise GraftError(
-            f"{path} is not valid JSON ({e}); it may be truncated or edited by hand."
+            f"{path} is not valid UTF-8 JSON ({e}); it may be truncated, damaged or edited by hand."
         ) from e
 
 
@@ -110,6 +110,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def _raise_disk_full(error: OSError, path: Path) -> None:
+    """Turn ENOSPC into :class:`DiskFullError`; other errors pass through to the caller."""
+    if error.errno == errno.ENOSPC:
+        raise DiskFullError(
+            f"disk full while writing {path}; earlier outputs are intact. "
+            "Free some space or choose another --out folder, then run again (add --resume where offered)."
+        ) from error
 
 
 def _json_default(obj: Any) -> Any:

@@ -48,7 +48,7 @@ def test_atomic_path_for_libraries(tmp_path):
 def test_read_json_names_the_file(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"a": ')
-    with pytest.raises(GraftError, match="broken.json is not valid JSON"):
+    with pytest.raises(GraftError, match="broken.json is not valid UTF-8 JSON"):
         io.read_json(path)
 
 
@@ -58,3 +58,17 @@ def test_sha256_file(tmp_path):
     assert (
         io.sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+def test_read_json_rejects_non_utf8(tmp_path):
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\x80\x03}q\x00.")  # a pickle header, not UTF-8
+    with pytest.raises(GraftError, match="binary.json is not valid UTF-8 JSON"):
+        io.read_json(path)
+
+
+def test_atomic_path_disk_full_is_a_clear_error(tmp_path):
+    path = tmp_path / "shard.bin"
+    with pytest.raises(io.DiskFullError, match="shard.bin"), io.atomic_path(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []

@@ -34,10 +34,6 @@ OOM_BUG = (
     "graft.train.fitting.fit lets torch.OutOfMemoryError / RuntimeError('out of memory') escape: "
     "no message suggesting a smaller --batch-size"
 )
-ATOMIC_PATH_BUG = (
-    "graft.io.atomic_path re-raises OSError(ENOSPC) as is (atomic_write turns it into "
-    "DiskFullError): a full disk while writing a feature shard is a traceback"
-)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +184,6 @@ def test_disk_full_while_saving_the_bundle_keeps_the_run(
     assert load_bundle(run / "bundle").classes == ["blue", "green", "red"]
 
 
-@pytest.mark.xfail(strict=True, reason=ATOMIC_PATH_BUG)
 def test_disk_full_while_extracting_keeps_stored_shards(
     data: Path, tmp_path: Path, disk_full
 ) -> None:
