@@ -54,10 +54,21 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    """This process's global rank: the process group's, else the launcher's environment, else 0."""
+    """This process's global rank: the process group's, else the launcher's environment, else 0.
+
+    Before the process group exists, processes that Lightning's ``ddp`` launcher started carry only
+    ``LOCAL_RANK`` and ``NODE_RANK``; their global rank is ``NODE_RANK * LOCAL_WORLD_SIZE +
+    LOCAL_RANK`` when the per-node count is known, else ``LOCAL_RANK`` on node 0 (exact) and a
+    non-zero number on other nodes, so :func:`is_rank_zero` is always exact.
+    """
     if is_initialized():
         return dist.get_rank()
-    return _env_int(_RANK_VARS, 0)
+    if any(os.environ.get(name) for name in _RANK_VARS):
+        return _env_int(_RANK_VARS, 0)
+    local = _env_int(("LOCAL_RANK",), 0)
+    node = _env_int(("NODE_RANK", "GROUP_RANK"), 0)
+    per_node = _env_int(("LOCAL_WORLD_SIZE",), local + 1)
+    return node * max(per_node, local + 1) + local
 
 
 def local_rank() -> int:
@@ -238,6 +249,58 @@ def _worker(
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def sync_batchnorm_plugin() -> Any:
+    """A Lightning ``LayerSync`` plugin for ``Trainer(plugins=[...])`` that syncs BatchNorm across
+    processes without breaking timm's fused norm + activation layers.
+
+    Lightning's own ``sync_batchnorm=True`` uses ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``,
+    which turns timm's ``BatchNormAct2d`` into a plain ``SyncBatchNorm`` and silently drops its
+    activation. This plugin converts with timm's converter (``SyncBatchNormAct`` keeps ``act`` and
+    ``drop``) and reverts to the original classes, so the bundle saved after training is the model
+    that was created.
+
+    Example:
+        >>> plugin = sync_batchnorm_plugin()
+        >>> type(plugin).__name__
+        'TimmSyncBatchNorm'
+    """
+    from lightning.pytorch.plugins.layer_sync import LayerSync
+
+    class TimmSyncBatchNorm(LayerSync):
+        def apply(self, model: torch.nn.Module) -> torch.nn.Module:
+            from timm.layers import convert_sync_batchnorm
+
+            return convert_sync_batchnorm(model)
+
+        def revert(self, model: torch.nn.Module) -> torch.nn.Module:
+            return _revert_sync_batchnorm(model)
+
+    return TimmSyncBatchNorm()
+
+
+def _revert_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """Inverse of timm's ``convert_sync_batchnorm``: ``SyncBatchNormAct`` -> ``BatchNormAct2d``,
+    ``SyncBatchNorm`` -> ``BatchNorm2d``; parameters and buffers are shared, not copied."""
+    from timm.layers.norm_act import BatchNormAct2d, SyncBatchNormAct
+
+    out = module
+    if isinstance(module, torch.nn.SyncBatchNorm):
+        args = (module.num_features, module.eps, module.momentum, module.affine)
+        if isinstance(module, SyncBatchNormAct):
+            out = BatchNormAct2d(*args, track_running_stats=module.track_running_stats)
+            out.act, out.drop = module.act, module.drop
+        else:
+            out = torch.nn.BatchNorm2d(*args, track_running_stats=module.track_running_stats)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        out.running_mean, out.running_var = module.running_mean, module.running_var
+        out.num_batches_tracked = module.num_batches_tracked
+        out.training = module.training
+    for name, child in module.named_children():
+        out.add_module(name, _revert_sync_batchnorm(child))
+    return out
 
 
 def free_port() -> int:

@@ -109,6 +109,10 @@ def dataset_stats(
     ``executor`` is ``"thread"`` (default: Pillow releases the GIL while decoding, and nothing is
     forked), ``"process"`` or ``"serial"``.
 
+    Inside a ``torch.distributed`` process group (``torchrun``, ``graft stats --devices N``), each
+    rank decodes a contiguous shard of the images and the exact integer sums are all-reduced (the
+    per-image facts gathered in rank order): every rank returns the same result as one process.
+
     Example:
         >>> s = dataset_stats("data/xrays", model="efficientnet_lite0", progress=False)  # doctest: +SKIP
         >>> s.recommendation, s.reason  # doctest: +SKIP
@@ -116,7 +120,11 @@ def dataset_stats(
     """
     splits = source if isinstance(source, Splits) else scan_dataset(source, verify=False)
     paths = [p for p, _ in splits.all_samples()]
-    total = _accumulate(paths, workers, progress, executor)
+    rank, world = _process_group()
+    mine = paths[len(paths) * rank // world : len(paths) * (rank + 1) // world]
+    total = _accumulate(mine, workers, progress and rank == 0, executor)
+    if world > 1:
+        total = _reduce_across_ranks(total)
     stats = _finish(splits, total)
     if model is not None:
         cfg = model if isinstance(model, Mapping) else pretrained_cfg_for(model)
@@ -218,6 +226,32 @@ def pretrained_cfg_for(name: str) -> dict[str, Any]:
 
         raise_unknown("model", name, timm.list_models())
     return cfg.to_dict()
+
+
+def _process_group() -> tuple[int, int]:
+    """(rank, world size) of a running ``torch.distributed`` process group, else (0, 1)."""
+    import sys
+
+    if "torch.distributed" not in sys.modules:  # nothing can be running: keep torch unimported
+        return 0, 1
+    from graft import distributed
+
+    if not distributed.is_initialized():
+        return 0, 1
+    return distributed.rank(), distributed.world_size()
+
+
+def _reduce_across_ranks(part: ChunkStats) -> ChunkStats:
+    """Every rank's :class:`ChunkStats` summed: exact integer all-reduce, facts in rank order."""
+    from graft import distributed
+
+    sums = distributed.all_reduce_sum([*part.sums, *part.sumsq, part.pixels, part.grayscale])
+    facts = distributed.all_gather_object((part.sizes, part.modes, part.hashes, part.failed))
+    total = ChunkStats(sums=sums[0:3], sumsq=sums[3:6], pixels=sums[6], grayscale=sums[7])
+    for sizes, modes, hashes, failed in facts:
+        total.merge(ChunkStats(sums=[0] * 3, sumsq=[0] * 3, sizes=sizes, modes=modes,
+                               hashes=hashes, failed=failed))  # fmt: skip
+    return total
 
 
 def _accumulate(paths: list[str], workers: int | None, progress: bool, executor: str) -> ChunkStats:

@@ -11,7 +11,7 @@ from .workers import read, reduce_values
 
 
 def test_single_process_defaults(monkeypatch):
-    for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "LOCAL_RANK"):
+    for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "LOCAL_RANK", "NODE_RANK"):
         monkeypatch.delenv(name, raising=False)
     assert (distributed.rank(), distributed.world_size(), distributed.is_rank_zero()) == (
         0,
@@ -62,6 +62,7 @@ def test_shard_rejects_bad_rank():
         distributed.spawn(print, 0)
 
 
+@pytest.mark.slow  # spawns 2 processes: 2 min on the loaded 2-core machine
 def test_two_gloo_processes_reduce_exactly(tmp_path):
     distributed.spawn(reduce_values, 2, str(tmp_path))
     results = [read(tmp_path / f"rank{r}.json") for r in range(2)]
@@ -73,3 +74,48 @@ def test_two_gloo_processes_reduce_exactly(tmp_path):
         assert int(res["huge"]) == 2 * 2**70 + 1  # beyond int64: still exact
         assert res["gathered"] == [{"rank": 0}, {"rank": 1}]
     assert results[0]["shard"] + results[1]["shard"] == list(range(7))
+
+
+def test_sync_batchnorm_plugin_keeps_timm_activations():
+    import timm
+    import torch
+    from timm.layers.norm_act import BatchNormAct2d, SyncBatchNormAct
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", num_classes=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+    keys = list(model.state_dict())
+    n_bn = sum(isinstance(m, BatchNormAct2d) for m in model.modules())
+    assert n_bn > 0
+    plugin = distributed.sync_batchnorm_plugin()
+    synced = plugin.apply(model)
+    assert sum(isinstance(m, SyncBatchNormAct) for m in synced.modules()) == n_bn
+    with torch.no_grad():  # eval mode: running statistics, no process group needed
+        assert torch.equal(synced(x), before)
+    reverted = plugin.revert(synced)
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in reverted.modules())
+    assert sum(type(m) is BatchNormAct2d for m in reverted.modules()) == n_bn
+    assert list(reverted.state_dict()) == keys
+    with torch.no_grad():
+        assert torch.equal(reverted(x), before)
+    # what Lightning's default converter does instead: the activation disappears
+    plain = torch.nn.SyncBatchNorm.convert_sync_batchnorm(
+        timm.create_model("test_efficientnet", num_classes=3)
+    )
+    assert not any(isinstance(m, SyncBatchNormAct) for m in plain.modules())
+
+
+def test_rank_of_processes_started_by_lightning(monkeypatch):
+    for name in ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("NODE_RANK", "0")
+    assert (distributed.rank(), distributed.is_rank_zero()) == (1, False)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("NODE_RANK", "1")
+    assert distributed.is_rank_zero() is False
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert distributed.rank() == 6

@@ -34,3 +34,17 @@ def stats_on_rank(data: str, out: str) -> None:
 
 def read(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def extract_on_rank(data: str, store: str, out: str) -> None:
+    """``graft.extract`` inside the process group; every rank saves what it returned."""
+    import numpy as np
+
+    from graft.features import extract
+
+    f = extract(data, model="test_efficientnet", pretrained=False, image_size=32, batch_size=4,
+                workers=0, out=store, progress=False)  # fmt: skip
+    r = distributed.rank()
+    np.save(Path(out) / f"features{r}.npy", f.features)
+    write_json(Path(out) / f"meta{r}.json", {"files": f.files, "splits": f.splits,
+                                             "labels": f.labels.tolist()})  # fmt: skip
