@@ -109,7 +109,7 @@ def resolve_config(
 ) -> FitConfig:
     """The effective config: ``config`` (or defaults), then ``options``; on resume, the saved one."""
     base = config.to_dict() if config is not None else {}
-    merged = {**base, **{k: v for k, v in options.items()}}
+    merged = {**base, **{k: v for k, v in options.items() if v is not None}}  # None: keep the default
     if data is not None:
         merged["data"] = str(data)
     if merged.get("resume"):
