@@ -240,7 +240,7 @@ def _control_row(name: str, sample: list, settings: dict) -> dict:
     row = _evaluate(model, name + CONTROL_SUFFIX, data_cfg, sample, settings, pretrained=False)
     row["family"], row["notes"] = (
         None,
-        ["control: same architecture, random weights (sanity check)"],
+        ["control: same architecture with random weights, a sanity check"],
     )
     return row
 
