@@ -39,16 +39,21 @@ _API: dict[str, str] = {
     "load_bundle": "graft.bundle",
     # training
     "fit": "graft.train",
-    "evaluate": "graft.train",
-    "predict": "graft.train",
+    "evaluate": "graft.inference",
+    "predict": "graft.inference",
     "lr_find": "graft.train",
     "FitConfig": "graft.train",
-    "ImageClassifier": "graft.train",
+    "ImageClassifier": "graft.inference",
     # features
     "extract": "graft.features",
     "Probe": "graft.features",
     "probe": "graft.features",
     "tune_allocator": "graft.runtime",
+    # hybrids, distillation, selection, export
+    "create_hybrid": "graft.hybrid",
+    "distill": "graft.distill",
+    "select": "graft.select",
+    "export": "graft.export",
     # errors
     "GraftError": "graft.errors",
 }
