@@ -97,7 +97,8 @@ def test_int8_within_two_points(
         result.accuracy["exported"]
     )
     initializers = onnx.load(str(tmp_path / "q" / "model.onnx")).graph.initializer
-    assert any(t.data_type == onnx.TensorProto.INT8 for t in initializers)  # really int8 weights
+    eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    assert any(t.data_type in eight_bit for t in initializers)  # really 8-bit weights
 
 
 def test_parity_failure_is_an_error(
