@@ -35,9 +35,10 @@ def test_latency_sane_and_repeatable() -> None:
     assert first.p25_ms <= first.median_ms <= first.p75_ms
     # medians of repeated runs agree within a factor of 2 even on a busy shared CPU
     assert 0.5 < first.median_ms / second.median_ms < 2.0
-    # 8 times the work takes clearly longer than 1x (the clock measures the computation)
-    big = time_forward(net, (3, 64, 64), batch=8, warmup=2, repeats=7)
-    assert big.median_ms > 2 * min(first.median_ms, second.median_ms)
+    # 16 times the work takes clearly longer than 1x (the clock measures the computation; the
+    # margin is loose because on a shared CPU a batch-1 call is dominated by scheduling delays)
+    big = time_forward(net, (3, 64, 64), batch=16, warmup=1, repeats=5)
+    assert big.median_ms > 1.5 * min(first.median_ms, second.median_ms)
 
 
 def test_measure_cost_fields_and_memory() -> None:
