@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from graft.train.config import FitConfig
+from graft.train.guards import FiniteLossGuard
 from graft.train.recipes import Plan
 from graft.train.unfreeze import ProgressiveUnfreezing
 
@@ -34,7 +35,13 @@ def make_trainer(
         save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
         save_on_train_epoch_end=True,  # after validation: a resume starts cleanly at the next epoch
     )  # fmt: skip
-    callbacks: list[pl.Callback] = [ProgressiveUnfreezing(plan, cfg.schedule), EpochTimer(), best]
+    guard = FiniteLossGuard(run / "checkpoints", run)  # before ModelCheckpoint: no NaN checkpoint
+    callbacks: list[pl.Callback] = [
+        ProgressiveUnfreezing(plan, cfg.schedule),
+        EpochTimer(),
+        guard,
+        best,
+    ]
     if cfg.early_stop is not None and monitor:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stop))
     callbacks += list(extra or [])
