@@ -85,7 +85,7 @@ def fit(
         cfg, run, plan, callbacks, steps_per_epoch=len(dm.train_set) // cfg.batch_size
     )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=_resume_path(cfg, run), weights_only=True)
+    _train(trainer, module, dm, cfg, run)
     if trainer.interrupted:
         raise GraftError(f"training was interrupted; resume with `graft fit --resume --out {run}`.")
     seconds = time.perf_counter() - started
@@ -109,7 +109,10 @@ def resolve_config(
 ) -> FitConfig:
     """The effective config: ``config`` (or defaults), then ``options``; on resume, the saved one."""
     base = config.to_dict() if config is not None else {}
-    merged = {**base, **{k: v for k, v in options.items() if v is not None}}  # None: keep the default
+    merged = {
+        **base,
+        **{k: v for k, v in options.items() if v is not None},
+    }  # None: keep the default
     if data is not None:
         merged["data"] = str(data)
     if merged.get("resume"):
@@ -267,6 +270,53 @@ def _prefix_cache(
         return None
     dm.cached_train = cache_prefix_outputs(split.prefix, dm.eval_loader(dm.plain_train_set))
     return split.suffix, range(phase.start, phase.end)
+
+
+def _train(
+    trainer: pl.Trainer, module: GraftModule, dm: FitDataModule, cfg: FitConfig, run: Path
+) -> None:
+    """``trainer.fit``, with out-of-memory errors turned into advice."""
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=_resume_path(cfg, run), weights_only=True)
+    except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError
+        if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
+            raise GraftError(out_of_memory_message(cfg, run, err)) from err
+        raise
+
+
+def out_of_memory_message(cfg: FitConfig, run: Path, err: BaseException) -> str:
+    """Advice for a run that ran out of (GPU or CPU) memory: smaller batch, lower precision, resume.
+
+    Example:
+        >>> out_of_memory_message(FitConfig(data="d", batch_size=32), Path("r"), RuntimeError("x"))[:28]
+        'out of memory while training'
+    """
+    first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    gpu = isinstance(err, torch.OutOfMemoryError) or "cuda" in str(err).lower()
+    precision = (
+        "--precision bf16-mixed (halves activation memory on a GPU)"
+        if gpu and cfg.precision == "32"
+        else None
+    )
+    size = cfg.image_size
+    smaller = f"--image-size {max(16, (size or 224) * 3 // 4)}" if size != 16 else None
+    tips = [
+        f"--batch-size {max(1, cfg.batch_size // 2)}",
+        precision,
+        smaller and f"a smaller {smaller}",
+    ]
+    last = run / "checkpoints" / "last.ckpt"
+    resume = (
+        f"; finished epochs are kept: add --resume --out {run} to continue"
+        if last.is_file()
+        else f"; no epoch had finished, so start again (the --out folder {run} can be reused)"
+    )
+    return (
+        f"out of memory while training (batch size {cfg.batch_size}): {first}. Try "
+        + ", ".join(t for t in tips if t)
+        + resume
+        + "."
+    )
 
 
 def _resume_path(cfg: FitConfig, run: Path) -> str | None:

@@ -26,11 +26,6 @@ TINY = {
     "workers": 0, "progress": False, "val_split": 0.25, "recipe": "full", "epochs": 3, "seed": 0,
 }  # fmt: skip
 
-OOM_BUG = (
-    "graft.train.fitting.fit lets torch.OutOfMemoryError / RuntimeError('out of memory') escape: "
-    "no message suggesting a smaller --batch-size"
-)
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -92,7 +87,6 @@ def test_cli_huge_learning_rate_stops_with_a_clear_message(data: Path, tmp_path:
     assert not (run / "bundle").exists()
 
 
-@pytest.mark.xfail(strict=True, reason=OOM_BUG)
 @pytest.mark.parametrize(
     "error",
     [
@@ -108,8 +102,12 @@ def test_out_of_memory_suggests_a_smaller_batch(
     from graft.errors import GraftError
     from graft.train import fit
 
-    with pytest.raises(GraftError, match=r"--batch-size 4"):
+    with pytest.raises(GraftError, match=r"--batch-size 4") as info:
         fit(data, out=str(tmp_path / "run"), callbacks=[RaiseInForward(error)], **TINY)
+    assert "out of memory" in str(info.value) and "--image-size" in str(info.value)
+    assert ("--precision bf16-mixed" in str(info.value)) == isinstance(
+        error, torch.OutOfMemoryError
+    )
 
 
 # ----------------------------------------------------------------------------------- disk full
