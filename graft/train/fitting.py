@@ -72,6 +72,8 @@ def fit(
     cfg = resolve_config(data, config, options)
     _tune_allocator()
     run = prepare_run_dir(cfg)
+    if cfg.resume:
+        check_resume_checkpoint(run / "checkpoints" / "last.ckpt", run)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = _scan(cfg)
     model = create_model(cfg, splits.num_classes)
@@ -317,6 +319,32 @@ def out_of_memory_message(cfg: FitConfig, run: Path, err: BaseException) -> str:
         + resume
         + "."
     )
+
+
+def check_resume_checkpoint(path: Path, run: Path) -> None:
+    """Refuse a resume checkpoint that is not plain tensors (a pickle with code, a foreign file).
+
+    Lightning would fail on it too, but with an unpickling traceback; nothing is ever executed.
+
+    Example:
+        >>> check_resume_checkpoint(Path("runs/x/checkpoints/last.ckpt"), Path("runs/x"))  # doctest: +SKIP
+    """
+    from graft.errors import UnsafeFileError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError (not a zip), EOFError, ...
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UnsafeFileError(
+            f"--resume: {path} cannot be read as a plain-tensor checkpoint ({reason}); it may be "
+            f"damaged or not graft's. Nothing in it was executed. Restore it from a backup, or "
+            f"start a new run with another --out folder (or without --resume)."
+        ) from err
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise UnsafeFileError(
+            f"--resume: {path} is not a graft/Lightning checkpoint (no 'state_dict'); it may be "
+            "damaged or not graft's. Restore it, or start a new run with another --out folder."
+        )
 
 
 def _resume_path(cfg: FitConfig, run: Path) -> str | None:
