@@ -39,6 +39,7 @@ _API: dict[str, str] = {
     "load_bundle": "graft.bundle",
     # training
     "fit": "graft.train",
+    "FitResult": "graft.train",
     "evaluate": "graft.inference",
     "predict": "graft.inference",
     "lr_find": "graft.train",
@@ -48,11 +49,13 @@ _API: dict[str, str] = {
     "extract": "graft.features",
     "Probe": "graft.features",
     "probe": "graft.features",
+    "Features": "graft.features",
     "tune_allocator": "graft.runtime",
     # hybrids, distillation, selection, export
     "create_hybrid": "graft.hybrid",
     "distill": "graft.distill",
     "select": "graft.select",
+    "SelectionResult": "graft.select",
     "export": "graft.export",
     # errors
     "GraftError": "graft.errors",
