@@ -183,10 +183,10 @@ def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[st
 
     norm = parse_normalization(cfg.normalization)
     stats = None
-    if norm == "dataset":
-        from graft.data import dataset_stats
+    if norm == "dataset":  # training images only: val/test pixels must not leak into the model
+        from graft.data import normalization_stats
 
-        stats = dataset_stats(splits, model=None, progress=False)
+        stats = normalization_stats(splits, progress=False)
     return resolve_data_config(
         model, cfg.image_size, norm, dataset_stats=stats, in_chans=cfg.in_chans
     )
