@@ -37,14 +37,20 @@ def read(path: Path) -> dict:
 
 
 def extract_on_rank(data: str, store: str, out: str) -> None:
-    """``graft.extract`` inside the process group; every rank saves what it returned."""
+    """``graft.extract`` inside the process group; every rank saves what it returned and how many
+    images its own model saw (a forward hook counts them)."""
     import numpy as np
+    import torch
 
     from graft.features import extract
+    from graft.models import create_model
 
-    f = extract(data, model="test_efficientnet", pretrained=False, image_size=32, batch_size=4,
-                workers=0, out=store, progress=False)  # fmt: skip
+    torch.manual_seed(0)  # random-init weights: the same on every rank and in the one-process run
+    net = create_model("test_efficientnet", num_classes=0, pretrained=False)
+    seen = []
+    net.conv_stem.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
+    f = extract(data, model=net, image_size=32, batch_size=4, workers=0, out=store, progress=False)
     r = distributed.rank()
     np.save(Path(out) / f"features{r}.npy", f.features)
     write_json(Path(out) / f"meta{r}.json", {"files": f.files, "splits": f.splits,
-                                             "labels": f.labels.tolist()})  # fmt: skip
+                                             "labels": f.labels.tolist(), "seen": sum(seen)})  # fmt: skip
