@@ -9,6 +9,10 @@ Targets: tau >= 0.6, select <= 10% of the fitting time.
 
 Usage:
     .venv/bin/python bench/bench_select.py --per-class 100 --epochs 3 --out runs/bench-select
+
+Finished work in ``--out`` is reused: ``fits/NAME.json`` (a fit's result and times) and
+``select_times.json`` (with ``select/selection.json``). To re-measure select alone against earlier
+fits, copy their ``fits/*.json`` into a fresh ``--out`` and pass the same ``--data``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from graft.data import sample_dataset
 from graft.io import write_json
 from graft.runtime import tune_allocator
 from graft.select import select
-from graft.select.api import CONTROL_SUFFIX
+from graft.select.api import CONTROL_SUFFIX, DEFAULT_SCORES
 from graft.train import fit
 
 
@@ -102,7 +106,7 @@ def run_select(
         names,
         image_size=args.image_size,
         sample_per_class=args.sample_per_class,
-        scores=("logme", "probe", "knn", "hscore", "leep", "nce"),
+        scores=[x.strip() for x in args.scores.split(",") if x.strip()],
         rank_by="consensus",
         control=True,
         seed=args.seed,
@@ -149,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--data", default=None, help="an existing animals folder (default: write one)")
     p.add_argument("--sample-per-class", type=int, default=20, help="select's stratified sample")
+    p.add_argument(
+        "--scores",
+        default=",".join(DEFAULT_SCORES),
+        help="select's scores (default: select's own default, logme,knn; "
+        "logme,probe,knn,hscore,leep,nce for all)",
+    )
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
@@ -225,9 +235,9 @@ def make_report(rows: list[dict], fits: dict, select_times: dict, names: list[st
                 "candidate": r["candidate"],
                 "select_rank": r["rank"],
                 "score": r["score"],
-                "logme": r["logme"],
-                "probe": r["probe"],
-                "knn": r["knn"],
+                "logme": r.get("logme"),
+                "probe": r.get("probe"),
+                "knn": r.get("knn"),
                 "hscore": r.get("hscore"),
                 "leep": r.get("leep"),
                 "nce": r.get("nce"),

@@ -72,8 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--scores",
-        default="logme,probe,knn",
-        help="comma-separated from logme, probe, knn, hscore, leep, nce (default logme,probe,knn)",
+        default="logme,knn",
+        help="comma-separated from logme, probe, knn, hscore, leep, nce (default logme,knn: the "
+        "cheap ones; probe, hscore, leep, nce are opt-in)",
     )
     p.add_argument("--rank-by", default="consensus", help="a score name or consensus (default)")
     p.add_argument(
@@ -88,8 +89,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch", type=int, default=16, help="batch size for throughput and peak memory"
     )
-    p.add_argument("--repeats", type=int, default=10, help="timed repeats per latency measurement")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument(
+        "--repeats", type=int, default=5, help="timed repeats per latency median (default 5)"
+    )
+    p.add_argument(
+        "--memory",
+        choices=("fast", "process", "off"),
+        default="fast",
+        help="peak memory: fast (one pass in this process, default), process (a fresh process per "
+        "candidate: isolated, but a Python start each), off",
+    )
+    p.add_argument("--no-memory", action="store_true", help="same as --memory off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--out", default="runs/select", help="folder for selection.json/.txt and the PNG"
@@ -117,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         rules=args.rules,
         batch=args.batch,
         repeats=args.repeats,
-        memory=not args.no_memory,
+        memory="off" if args.no_memory else args.memory,
         seed=args.seed,
         out=args.out,
     )

@@ -28,7 +28,7 @@ import numpy as np
 
 from graft.errors import ConfigError, GraftError, UnknownNameError, raise_unknown
 from graft.log import get_logger
-from graft.select.cost import check_device, measure_cost, start_peak_memory
+from graft.select.cost import check_device, measure_cost, quick_peak_memory, start_peak_memory
 from graft.select.extract import Extracted, extract_features
 from graft.select.probes import cv_knn_accuracy, cv_probe_accuracy
 from graft.select.profile import dataset_profile, stratified_sample
@@ -39,6 +39,8 @@ from graft.select.scores import hscore, leep, logme, nce
 log = get_logger("graft.select")
 
 SCORE_NAMES = ("logme", "probe", "knn", "hscore", "leep", "nce")
+DEFAULT_SCORES = ("logme", "knn")  # the cheap ones that ranked best in bench/bench_select.py
+MEMORY_MODES = ("fast", "process", "off")
 RANK_BY = (*SCORE_NAMES, "consensus")
 SOURCE_SCORES = ("leep", "nce")  # need the pretrained classifier's probabilities
 CONTROL_SUFFIX = "@random"
@@ -53,15 +55,15 @@ def select(
     device: str = "cpu",
     sample_per_class: int = 20,
     image_size: int | None = None,
-    scores: Sequence[str] = ("logme", "probe", "knn"),
+    scores: Sequence[str] = DEFAULT_SCORES,
     rank_by: str = "consensus",
     control: bool = False,
     pretrained: bool = True,
     max_candidates: int | None = None,
     rules: str | os.PathLike | RuleSet | None = None,
     batch: int = 16,
-    repeats: int = 10,
-    memory: bool = True,
+    repeats: int = 5,
+    memory: bool | str = "fast",
     seed: int = 0,
     out: str | os.PathLike | None = None,
 ) -> SelectionResult:
@@ -71,7 +73,12 @@ def select(
     the default when no candidates are given). Candidates whose weights cannot be found are reported
     in ``skipped`` with the reason. ``control=True`` adds a randomly initialised copy of the first
     measured candidate (``NAME@random``) as a sanity check. ``pretrained=False`` measures every
-    candidate with random weights (for tests and for comparing architectures alone). With ``out``, writes ``selection.json``,
+    candidate with random weights (for tests and for comparing architectures alone).
+    ``scores`` default to LogME and kNN (cheap, and the best-ranking in the bench); add ``probe``,
+    ``hscore``, ``leep``, ``nce`` to compute them too. ``repeats``: timed passes per latency median.
+    ``memory``: ``"fast"`` (one pass in this process), ``"process"`` (a fresh process per candidate,
+    isolated but a Python start and imports each; ``True`` means this), ``"off"`` (``False``).
+    With ``out``, writes ``selection.json``,
     ``selection.txt`` and ``score_vs_latency.png`` there.
 
     Example:
@@ -121,6 +128,9 @@ def _settings(args: dict[str, Any]) -> dict[str, Any]:
         raise_unknown("rank_by", args["rank_by"], RANK_BY)
     if args["rank_by"] != "consensus" and args["rank_by"] not in scores:
         scores.append(args["rank_by"])
+    args["memory"] = _memory_mode(args["memory"])
+    if args["repeats"] < 1:
+        raise ConfigError(f"repeats must be at least 1 (5 is the default), got {args['repeats']}.")
     budget = args["latency_budget_ms"]
     if budget is not None and not budget > 0:
         raise ConfigError(f"latency budget must be positive (ms), got {budget}.")
@@ -148,6 +158,16 @@ def _settings(args: dict[str, Any]) -> dict[str, Any]:
         "scores": scores,
         "out": out,
     }
+
+
+def _memory_mode(memory: bool | str) -> str:
+    if memory is True:
+        return "process"
+    if memory is False or memory is None:
+        return "off"
+    if memory not in MEMORY_MODES:
+        raise_unknown("memory mode", str(memory), MEMORY_MODES)
+    return str(memory)
 
 
 def _candidate_names(candidates: Sequence[str] | str | None, available: bool) -> list[str]:
@@ -255,7 +275,7 @@ def _evaluate(
     # the memory probe runs in a fresh process while this one extracts features (after the timing)
     memory = (
         start_peak_memory(model, input_size, settings["batch"], device)
-        if settings["memory"]
+        if settings["memory"] == "process"
         else None
     )
     want_source = pretrained and any(s in settings["scores"] for s in SOURCE_SCORES)
@@ -270,7 +290,12 @@ def _evaluate(
         with_source_probs=want_source and has_head,
         store=store,
     )
-    peak, method = memory.result() if memory else (None, "off")
+    if memory is not None:
+        peak, method = memory.result()
+    elif settings["memory"] == "fast":
+        peak, method = quick_peak_memory(model, input_size, settings["batch"], device)
+    else:
+        peak, method = None, "off"
     row: dict[str, Any] = {
         "candidate": name,
         "control": not pretrained,

@@ -127,3 +127,21 @@ def test_scores_reject_bad_input_with_clear_messages() -> None:
         leep(np.array([[2.0, -1.0], [0.5, 0.5]]), np.array([0, 1]))
     with pytest.raises(DataError, match="NaN"):
         hscore(np.array([[np.nan], [1.0]]), np.array([0, 1]))
+
+
+def test_hscore_low_rank_path_matches_the_dense_ledoit_wolf_reference() -> None:
+    from sklearn.covariance import LedoitWolf
+    from sklearn.covariance import ledoit_wolf_shrinkage as sk_shrinkage
+
+    from graft.select.scores import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(1)
+    y = np.arange(40) % 4
+    f = rng.normal(size=(40, 300)) * rng.uniform(0.2, 3.0, size=300)
+    f[:, :6] += 2.0 * y[:, None]  # n < D: hscore takes the n x n (Woodbury) path
+    fc = f - f.mean(axis=0)
+    assert ledoit_wolf_shrinkage(fc)[0] == pytest.approx(sk_shrinkage(fc, assume_centered=True))
+    cov = LedoitWolf(assume_centered=True).fit(fc).covariance_
+    g = np.stack([fc[y == c].mean(axis=0) for c in range(4)])[y]
+    ref = np.trace(np.linalg.inv(cov) @ (g.T @ g / 40))
+    assert hscore(f, y) == pytest.approx(ref, rel=1e-8)

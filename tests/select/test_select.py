@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,15 @@ def test_a_candidate_that_fails_is_skipped_not_fatal(
     monkeypatch.setattr(api, "measure_cost", broken)
     r = select(tiny_folder_session, ["test_resnet"], pretrained=False, sample_per_class=3)
     assert r.rows == [] and "RuntimeError: Input size (1x1) too small" in r.skipped[0]["reason"]
+
+
+def test_defaults_are_the_cheap_scores_and_in_process_memory(tiny_folder_session: Path) -> None:
+    r = select(tiny_folder_session, ["test_resnet"], pretrained=False, sample_per_class=3)
+    assert r.settings["scores"] == ["logme", "knn"] and r.settings["repeats"] == 5
+    row = r.rows[0]
+    assert "probe" not in row and "hscore" not in row
+    assert set(row["score_seconds"]) == {"logme", "knn"}
+    if sys.platform.startswith("linux"):
+        assert row["memory_method"].startswith("this process") and row["peak_mem_mb"] > 0
+    with pytest.raises(UnknownNameError, match="process"):
+        select(tiny_folder_session, ["test_resnet"], pretrained=False, memory="proces")
