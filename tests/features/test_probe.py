@@ -155,3 +155,37 @@ def test_probe_on_real_animals_is_well_above_chance(tmp_path: Path) -> None:
     root = sample_dataset("animals", tmp_path / "animals", per_class=12)  # 10 classes: chance 0.1
     r = probe(root, clf="logreg", cv=3, model="efficientnet_lite0", image_size=64, **KW)
     assert r.test_accuracy is not None and r.test_accuracy >= 0.5, r.summary()
+
+
+def test_cv_search_matches_grid_search_cv() -> None:
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from graft.features.probe_search import path_search
+
+    X, y, _ = _blobs(3)
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", RidgeClassifier())])
+    grid = {"alpha": [0.1, 10.0, 1000.0]}
+    best, score = path_search(pipe, grid, X, y, folds=4, seed=1)
+    ref = GridSearchCV(
+        pipe, {"clf__alpha": grid["alpha"]}, cv=StratifiedKFold(4, shuffle=True, random_state=1)
+    ).fit(X, y)
+    assert best == {"alpha": ref.best_params_["clf__alpha"]}
+    assert score == pytest.approx(ref.best_score_)
+
+
+def test_default_logreg_probe_on_wide_features_takes_seconds() -> None:
+    """300 x 1280 features, 10 classes (a Lite0 probe's size): the old grid search took 1,854 s."""
+    import time
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (10, 1280))
+    y = np.repeat(np.arange(10), 30)
+    X = centres[y] + rng.normal(0, 4.0, (300, 1280))
+    start = time.perf_counter()
+    fitted = Probe("logreg").fit(X, y)
+    seconds = time.perf_counter() - start
+    assert seconds < 30, f"default logreg probe took {seconds:.1f} s"
+    assert fitted.cv_accuracy_ > 0.5 and fitted.best_params_["C"] <= 1.0
