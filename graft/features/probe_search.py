@@ -15,8 +15,8 @@ Example:
     >>> X = np.r_[rng.normal(0, 1, (30, 5)), rng.normal(3, 1, (30, 5))]; y = np.r_[[0] * 30, [1] * 30]
     >>> pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
     >>> best, score = path_search(pipe, {"C": [0.01, 1.0]}, X, y, folds=3)
-    >>> round(score, 2)
-    1.0
+    >>> score > 0.9
+    True
 """
 
 from __future__ import annotations
