@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from graft.errors import DataError
 from graft.features.arrays import Features
 from graft.features.layers import LayerReader
-from graft.features.store import Entry, FeatureStore, file_identity
+from graft.features.store import Entry, FeatureStore, file_identity, os_error_reason
 from graft.log import get_logger
 from graft.runtime import tune_allocator
 
@@ -78,7 +78,8 @@ def extract(
     settings = _settings(name, net, reader, data_cfg)
     store = _open_store(out, settings, splits.classes, resume)
     runner = _Runner(reader, data_cfg, batch_size, _workers(workers), device, progress)
-    return _run(store, samples, splits.classes, settings, runner, shard_rows)
+    skipped = [(os.fspath(p), str(r)) for p, r in getattr(splits, "skipped", [])]
+    return _run(store, samples, splits.classes, settings, runner, shard_rows, skipped)
 
 
 # ----------------------------------------------------------------------------------- set-up steps
@@ -236,9 +237,30 @@ class _Runner:
             bar.close()
 
 
-def _run(store, samples, classes, settings, runner, shard_rows) -> Features:
+def _identities(samples, known) -> tuple[list, list, list[tuple[str, str]]]:
+    """Samples whose bytes could be read, their identities, and ``(path, reason)`` for the others."""
+    kept, idents, failed = [], [], []
+    for sample in samples:
+        try:
+            ident = file_identity(sample[0], known)
+        except OSError as e:  # symlink loop, permission denied, vanished since the scan
+            failed.append((sample[0], os_error_reason(e)))
+            continue
+        kept.append(sample)
+        idents.append(ident)
+    if failed:
+        log.warning("%d image files could not be read; first: %s (%s)", len(failed), *failed[0])
+    return kept, idents, failed
+
+
+def _run(store, samples, classes, settings, runner, shard_rows, skipped=()) -> Features:
     known = {e.file: e for e in store.entries} if store else {}
-    idents = [file_identity(path, known) for path, _, _ in samples]
+    samples, idents, unreadable = _identities(samples, known)
+    if not samples:
+        raise DataError(
+            f"none of the {len(unreadable)} image files could be read "
+            f"(first: {unreadable[0][0]}: {unreadable[0][1]}); check their permissions."
+        )
     stored = store.reusable(settings) if store else {}
     todo = [i for i, ident in enumerate(idents) if ident[0] not in stored]
     log.info(
@@ -261,7 +283,7 @@ def _run(store, samples, classes, settings, runner, shard_rows) -> Features:
             seconds,
             len(todo) / max(seconds, 1e-9),
         )
-    skipped = sorted(getattr(runner, "failed", {}).items())
+    skipped = sorted({*skipped, *unreadable, *getattr(runner, "failed", {}).items()})
     return _assemble(store, samples, idents, stored, fresh, classes, settings, skipped)
 
 

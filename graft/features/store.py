@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -168,3 +169,16 @@ def file_identity(path: str, known: dict[str, Entry]) -> tuple[str, int, int]:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest(), st.st_size, st.st_mtime_ns
+
+
+def os_error_reason(e: OSError) -> str:
+    """A short reason for a file that could not be read: ``symlink loop``, ``permission denied``, ..."""
+    if e.errno == errno.ELOOP:
+        return "symlink loop"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if e.errno == errno.ENOENT:
+        return "missing file"
+    if e.errno == errno.EISDIR:
+        return "not a file"
+    return "unreadable"

@@ -173,6 +173,20 @@ def test_unreadable_images_are_skipped(
     assert [(Path(p).name, reason) for p, reason in skipped] == [("broken.png", "not an image")]
 
 
+def test_files_that_cannot_be_opened_are_skipped_not_fatal(
+    folder: Path, backbone, tmp_path: Path
+) -> None:
+    (folder / "red" / "loop_a.png").symlink_to(folder / "red" / "loop_b.png")
+    (folder / "red" / "loop_b.png").symlink_to(folder / "red" / "loop_a.png")
+    f = extract(folder, model=backbone, image_size=32, out=tmp_path / "s", **KW)
+    assert len(f) == 12 and not any("loop_" in p for p in f.files)
+    skipped = json.loads((tmp_path / "s" / "manifest.json").read_text())["skipped"]
+    assert sorted((Path(p).name, reason) for p, reason in skipped) == [
+        ("loop_a.png", "symlink loop"),
+        ("loop_b.png", "symlink loop"),
+    ]
+
+
 def test_cli_extract(folder: Path, tmp_path: Path, capsys) -> None:
     from graft.cli import main
 

@@ -15,12 +15,6 @@ import pytest
 
 from .conftest import BAD_FILES, TINY_EXTRACT, TINY_FIT, assert_clean_exit, run_cli, write_csv
 
-FEATURES_BUG = (
-    "graft.features.store.file_identity os.stat/open()s every listed file and the OSError of a "
-    "symlink loop or unreadable file escapes graft extract/probe as a traceback (extract scans "
-    "with verify=False)"
-)
-
 
 def _reported(text: str, corpus: Path) -> dict[str, str]:
     """Bad file (relative) -> the line of ``text`` that names it."""
@@ -72,7 +66,6 @@ def test_fit_skips_bad_files_and_lists_them(corpus: Path, tmp_path: Path) -> Non
     assert (out / "bundle" / "model.json").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason=FEATURES_BUG)
 def test_extract_skips_bad_files_and_lists_them(corpus: Path, tmp_path: Path) -> None:
     from graft.io import read_json
 
@@ -85,7 +78,6 @@ def test_extract_skips_bad_files_and_lists_them(corpus: Path, tmp_path: Path) ->
     assert manifest["num_images"] == 35
 
 
-@pytest.mark.xfail(strict=True, reason=FEATURES_BUG)
 def test_probe_on_images_skips_bad_files(corpus: Path, tmp_path: Path) -> None:
     r = run_cli("probe", corpus, *TINY_EXTRACT, "--cv", "2", "--out", tmp_path / "probe")
     assert_clean_exit(r, allowed=(0,))
