@@ -35,6 +35,8 @@ HELP = {
     "early_stop": "stop after N epochs without improvement of --monitor",
     "out": "run folder (checkpoints, metrics, bundle)",
     "resume": "continue the run in --out from its last checkpoint",
+    "model_args": "extra model argument, YAML value, repeatable (hybrids: fusion=gated, proj_dim=128, "
+    "'pretrained={cnn: true, vit: false}')",
 }
 
 
@@ -47,7 +49,13 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("
         flag = "--" + f.name.replace("_", "-")
         tp = _strip_optional(hints[f.name])
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": _help(f)}
-        if tp is bool:
+        if typing.get_origin(tp) is dict or tp is dict:  # --model-arg KEY=VALUE, repeatable
+            flag = flag.removesuffix("s")
+            kwargs["help"] = HELP.get(f.name, kwargs["help"])
+            parser.add_argument(
+                flag, action="append", type=key_value, metavar="KEY=VALUE", **kwargs
+            )
+        elif tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif typing.get_origin(tp) is typing.Literal:
             parser.add_argument(flag, choices=[str(a) for a in typing.get_args(tp)], **kwargs)
@@ -60,7 +68,32 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`FitConfig` fields that were given on the command line."""
     names = {f.name for f in dataclasses.fields(FitConfig)}
-    return {k: v for k, v in vars(args).items() if k in names and k != "data" and v is not None}
+    out = {k: v for k, v in vars(args).items() if k in names and k != "data" and v is not None}
+    if isinstance(out.get("model_args"), list):
+        out["model_args"] = dict(out["model_args"])
+    return out
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` -> ``(KEY, VALUE parsed as YAML)``.
+
+    Example:
+        >>> key_value("pretrained={cnn: true, vit: false}")
+        ('pretrained', {'cnn': True, 'vit': False})
+    """
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE (e.g. fusion=gated or 'pretrained={{vit: false}}'), got {text!r}"
+        )
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise argparse.ArgumentTypeError(
+            f"{key.strip()}: value {value!r} is not YAML: {err}"
+        ) from err
 
 
 def _strip_optional(tp: Any) -> Any:

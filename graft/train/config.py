@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from graft import config as _config
@@ -39,6 +39,8 @@ class FitConfig:
     weights: str = "pretrained"  # "pretrained", "none" (random init) or a weights file
     in_chans: int = 3
     head: str = "linear"
+    # extra create_model arguments; hybrids: fusion, proj_dim, pretrained={"vit": False}, ...
+    model_args: dict[str, Any] = field(default_factory=dict)
     dropout: float = 0.0
     image_size: int | None = None  # None: the weights' input size
     normalization: str = "pretrained"  # "pretrained", "dataset" or "MEAN:STD" (e.g. 0.5:0.25)

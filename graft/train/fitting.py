@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +81,7 @@ def fit(
     model = create_model(cfg, splits.num_classes)
     data_cfg = _data_config(cfg, model, splits)
     groups = ModelGroups.of(model)
-    plan = make_plan(cfg, groups, len(splits.train))
+    plan = make_plan(cfg, groups, len(splits.train), tuple(getattr(model, "graft_new_params", ())))
     module = _make_module(cfg, model, splits, groups)
     dm = _make_datamodule(cfg, splits, data_cfg, plan)
     _setup_cache(cfg, module, dm, plan, groups)
@@ -115,6 +117,8 @@ def resolve_config(
         **base,
         **{k: v for k, v in options.items() if v is not None},
     }  # None: keep the default
+    if isinstance(base.get("model_args"), dict) and isinstance(options.get("model_args"), dict):
+        merged["model_args"] = {**base["model_args"], **options["model_args"]}  # flags on top
     if data is not None:
         merged["data"] = str(data)
     if merged.get("resume"):
@@ -146,12 +150,44 @@ def prepare_run_dir(cfg: FitConfig) -> Path:
     return run
 
 
-def make_plan(cfg: FitConfig, groups: ModelGroups, n_train: int) -> Plan:
-    """The recipe's plan for this model and dataset size."""
-    return build_plan(
+def make_plan(
+    cfg: FitConfig, groups: ModelGroups, n_train: int, new_params: tuple[str, ...] = ()
+) -> Plan:
+    """The recipe's plan for this model and dataset size.
+
+    ``new_params``: name prefixes of freshly initialised parameters besides the head (a hybrid's
+    fusion, ``model.graft_new_params``); their groups train in head-only phases too.
+    """
+    plan = build_plan(
         cfg.recipe, len(groups), n_train, cfg.batch_size, cfg.epochs, cfg.head_epochs, cfg.lr,
         cfg.lr_mult, cfg.freeze_upto, cfg.unfreeze, cfg.lr_decay, cfg.bn, cfg.warmup, cfg.optimizer, groups,
     )  # fmt: skip
+    return with_new_params(plan, groups, new_params)
+
+
+def with_new_params(plan: Plan, groups: ModelGroups, prefixes: tuple[str, ...]) -> Plan:
+    """``plan`` where every head-only phase also trains the groups holding ``prefixes`` parameters.
+
+    Example:
+        >>> with_new_params(plan, groups, ("fusion.",))  # doctest: +SKIP
+    """
+    owner = groups.group_of()
+    extra = {g for n, g in owner.items() if any(n.startswith(p) for p in prefixes)}
+    if not extra:
+        return plan
+    for g in sorted(extra):
+        mixed = [n for n in groups.params[g] if not any(n.startswith(p) for p in prefixes)]
+        if mixed:
+            log.warning("group %d holds new and pretrained parameters (e.g. %s); it trains whole "
+                        "in head-only phases", g, mixed[0])  # fmt: skip
+    phases = tuple(
+        dataclasses.replace(p, trainable=tuple(sorted(extra | {groups.head})))
+        if tuple(p.trainable) == (groups.head,)
+        else p
+        for p in plan
+    )
+    log.info("new parameters %s train with the head in head-only phases", ", ".join(prefixes))
+    return dataclasses.replace(plan, phases=phases)
 
 
 # ---------------------------------------------------------------------------------- building
@@ -161,11 +197,47 @@ def create_model(cfg: FitConfig, num_classes: int) -> torch.nn.Module:
     """The model, via :func:`graft.models.create_model` (offline weights, small-init head)."""
     from graft.models import create_model as _create
 
-    pretrained = cfg.weights != "none"
+    extra = dict(cfg.model_args)
+    pretrained: Any = extra.pop("pretrained", True) if cfg.weights != "none" else False
+    extra.pop("pretrained", None)
     weights = None if cfg.weights in ("pretrained", "none") else cfg.weights
-    extra = {"drop_rate": cfg.dropout} if cfg.dropout else {}
+    if cfg.dropout:
+        extra["drop_rate"] = cfg.dropout
+    if isinstance(pretrained, dict):
+        pretrained = branch_keys(cfg.model, pretrained)
+    for key in ("branch_kwargs", "branch_inputs"):
+        if isinstance(extra.get(key), dict):
+            extra[key] = branch_keys(cfg.model, extra[key])
     return _create(cfg.model, num_classes=num_classes, pretrained=pretrained, in_chans=cfg.in_chans,
                    head=cfg.head, weights=weights, **extra)  # fmt: skip
+
+
+_TOKEN_MODELS = re.compile(r"vit|deit|beit|eva|swin|cait|xcit|levit|mvit|dino|pit_|tnt_|crossvit")
+
+
+def branch_keys(model: str, mapping: dict[str, Any]) -> dict[str, Any]:
+    """A per-branch mapping of a hybrid with ``cnn`` / ``vit`` keys rewritten to branch names.
+
+    Example:
+        >>> branch_keys("test_efficientnet+test_vit", {"cnn": True, "vit": False})
+        {'test_efficientnet': True, 'test_vit': False}
+    """
+    if "+" not in model or not any(k in ("cnn", "vit") for k in mapping):
+        return mapping
+    names = [n.strip() for n in model.split("+")]
+    kinds = {"vit": [n for n in names if _TOKEN_MODELS.search(n.lower())]}
+    kinds["cnn"] = [n for n in names if n not in kinds["vit"]]
+    out = {}
+    for key, value in mapping.items():
+        if key in ("cnn", "vit"):
+            if len(kinds[key]) != 1:
+                raise ConfigError(
+                    f"model argument key '{key}' is ambiguous for hybrid {model} (branches "
+                    f"{names}); use the branch names as keys, e.g. {{{names[-1]}: false}}."
+                )
+            key = kinds[key][0]
+        out[key] = value
+    return out
 
 
 def _scan(cfg: FitConfig) -> Any:
@@ -182,6 +254,12 @@ def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[st
     from graft.data import parse_normalization, resolve_data_config
 
     norm = parse_normalization(cfg.normalization)
+    if "branches" in (getattr(model, "pretrained_cfg", None) or {}) and norm != "pretrained":
+        raise ConfigError(
+            f"normalization {cfg.normalization!r} does not apply to the hybrid {cfg.model}: each "
+            "branch normalizes its input inside the model with its own weights' mean/std. Use "
+            "--normalization pretrained (or per-branch mean/std via --model-arg branch_inputs=...)."
+        )
     stats = None
     if norm == "dataset":  # training images only: val/test pixels must not leak into the model
         from graft.data import normalization_stats
@@ -233,6 +311,9 @@ def _setup_cache(
     started = time.perf_counter()
     head_epochs = [e for p in plan for e in range(p.start, p.end) if can_cache(p, groups)]
     suffix = head_suffix(module.model, groups) if head_epochs else None
+    if not head_epochs and getattr(module.model, "graft_new_params", ()):
+        log.info("no pooled-feature cache: head-only epochs also train %s",
+                 ", ".join(module.model.graft_new_params))  # fmt: skip
     if suffix is not None:
         loader = dm.eval_loader(dm.plain_train_set)
         dm.cached_train = cache_head_inputs(module.model, loader, cfg.channels_last)
