@@ -165,6 +165,7 @@ def _open_store(out: Any, settings: dict, classes: list[str], resume: bool) -> F
     old = FeatureStore.load(root)
     if old.settings == settings:
         store.entries = old.entries
+        store.shard_sha256 = old.shard_sha256
     else:
         changed = sorted(k for k in settings if old.settings.get(k) != settings[k])
         log.info(

@@ -3,8 +3,9 @@
 Layout of a store folder::
 
     features/
-      manifest.json          settings (model, weights hash, layer, pool, data config), classes, and
-                             one entry per image: file, label, split, size, mtime, sha256, shard, row
+      manifest.json          settings (model, weights hash, layer, pool, data config), classes,
+                             one entry per image: file, label, split, size, mtime, sha256, shard, row,
+                             the sha256 of every shard, and the skipped files with their reasons
       shard-00000.safetensors  {"features": float32 (rows, ...)}
       shard-00001.safetensors  ...
 
@@ -66,6 +67,7 @@ class FeatureStore:
     classes: list[str] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    shard_sha256: dict[str, str] = field(default_factory=dict)
     _shard_index: int = 0
 
     def __post_init__(self) -> None:
@@ -95,28 +97,70 @@ class FeatureStore:
         store = cls(path.parent, dict(meta["settings"]), list(meta["classes"]))
         store.entries = [Entry(**e) for e in meta["entries"]]
         store.skipped = [tuple(s) for s in meta.get("skipped", [])]
+        store.shard_sha256 = dict(meta.get("shards") or {})
         store._shard_index = int(meta.get("next_shard", 0))
         return store
 
     def reusable(self, settings: dict[str, Any]) -> dict[str, tuple[str, int]]:
-        """Content hash -> (shard, row) of stored features made with exactly ``settings``."""
+        """Content hash -> (shard, row) of stored features made with exactly ``settings``.
+
+        Only shards that exist and still match the sha256 recorded when they were written count:
+        images in a missing, damaged or replaced shard are extracted again.
+        """
         if self.settings != settings:
             return {}
-        return {e.sha256: (e.shard, e.row) for e in self.entries if (self.root / e.shard).exists()}
+        intact = {shard: self._shard_intact(shard) for shard in {e.shard for e in self.entries}}
+        return {e.sha256: (e.shard, e.row) for e in self.entries if intact[e.shard]}
 
     def read_rows(self, locations: list[tuple[str, int]]) -> np.ndarray:
         """Features at ``(shard, row)`` locations, in that order, as one array."""
-        from safetensors.numpy import load_file
-
         cache: dict[str, np.ndarray] = {}
         rows = []
         for shard, row in locations:
             if shard not in cache:
-                cache[shard] = load_file(str(self.root / shard))["features"]
+                cache[shard] = self._read_shard(shard)
             rows.append(cache[shard][row])
         if not rows:
             return np.zeros((0,), dtype=np.float32)
         return np.stack(rows)
+
+    def _shard_intact(self, shard: str) -> bool:
+        path = self.root / shard
+        if not path.is_file():
+            return False
+        expected = self.shard_sha256.get(shard)
+        if expected is None:
+            return (
+                True  # written before shards carried checksums; read_rows still checks the format
+            )
+        try:
+            return _sha256(path.read_bytes()) == expected
+        except OSError:
+            return False
+
+    def _read_shard(self, shard: str) -> np.ndarray:
+        """A shard's feature array, after checking its sha256; a clear DataError when damaged."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        path = self.root / shard
+        redo = f"re-run `graft extract DATA --out {self.root}` to extract its images again"
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise DataError(f"feature shard {path} cannot be read ({e.strerror}); {redo}.") from e
+        expected = self.shard_sha256.get(shard)
+        if expected is not None and _sha256(data) != expected:
+            raise DataError(
+                f"feature shard {path} does not match the sha256 recorded in {MANIFEST} "
+                f"(damaged or replaced); {redo}."
+            )
+        try:
+            return load(data)["features"]
+        except (SafetensorError, KeyError) as e:
+            raise DataError(
+                f"feature shard {path} is not a readable safetensors feature file; {redo}."
+            ) from e
 
     # ------------------------------------------------------------------ writing
     def write_shard(self, features: np.ndarray, entries: list[Entry]) -> str:
@@ -127,6 +171,7 @@ class FeatureStore:
         self._shard_index += 1
         with atomic_path(self.root / name) as tmp:
             save_file({"features": np.ascontiguousarray(features, dtype=np.float32)}, str(tmp))
+            self.shard_sha256[name] = _sha256(Path(tmp).read_bytes())
         for row, entry in enumerate(entries):
             entry.shard, entry.row = name, row
         self.entries.extend(entries)
@@ -134,7 +179,8 @@ class FeatureStore:
         return name
 
     def write_manifest(self) -> None:
-        """Rewrite ``manifest.json`` atomically with the current entries."""
+        """Rewrite ``manifest.json`` atomically with the current entries and shard checksums."""
+        used = {e.shard for e in self.entries}
         write_json(
             self.root / MANIFEST,
             {
@@ -145,6 +191,7 @@ class FeatureStore:
                 "next_shard": self._shard_index,
                 "num_images": len(self.entries),
                 "skipped": [list(s) for s in self.skipped],
+                "shards": {k: v for k, v in sorted(self.shard_sha256.items()) if k in used},
                 "entries": [e.to_json() for e in self.entries],
             },
         )
@@ -156,6 +203,10 @@ class FeatureStore:
             if path.name not in used:
                 path.unlink(missing_ok=True)
                 log.debug("removed unused shard %s", path.name)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def file_identity(path: str, known: dict[str, Entry]) -> tuple[str, int, int]:

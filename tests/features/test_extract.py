@@ -187,6 +187,26 @@ def test_files_that_cannot_be_opened_are_skipped_not_fatal(
     ]
 
 
+def test_damaged_shard_is_a_clear_error_and_is_extracted_again(
+    folder: Path, backbone, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from graft.errors import DataError
+    from graft.features.arrays import Features as F
+
+    first = extract(folder, model=backbone, image_size=32, out=tmp_path / "s", **KW)
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    shard = tmp_path / "s" / "shard-00000.safetensors"
+    assert manifest["shards"] == {shard.name: hashlib.sha256(shard.read_bytes()).hexdigest()}
+    shard.write_bytes(b"\x80\x04 not safetensors")
+    with pytest.raises(DataError, match=r"shard-00000\.safetensors.*graft extract DATA --out"):
+        F.load(tmp_path / "s")
+    again = extract(folder, model=backbone, image_size=32, out=tmp_path / "s", **KW)
+    np.testing.assert_allclose(again.features, first.features, atol=1e-6)
+    assert not shard.exists()  # the damaged shard was replaced by a fresh one
+
+
 def test_cli_extract(folder: Path, tmp_path: Path, capsys) -> None:
     from graft.cli import main
 
