@@ -72,10 +72,12 @@ def test_ddp_two_processes_match_one(tiny_folder_session, tmp_path):
     )
     assert len(single) == 1 and len(ranks) == 2
 
-    # accuracy band: the same data, recipe and effective batch reach the same level
-    one, two = single[0]["metrics"]["val_acc"], ranks[0]["metrics"]["val_acc"]
-    assert one >= 0.6 and two >= 0.6, (one, two)
-    assert abs(one - two) <= 0.25, (one, two)
+    # accuracy band: the same data, recipe and effective batch reach the same level. On 9
+    # validation images of a model trained from scratch for 4 epochs accuracy moves in steps of
+    # 0.1 (measured: 1.0 vs 0.7), so the loss carries the tight comparison.
+    one, two = single[0]["metrics"], ranks[0]["metrics"]
+    assert one["val_acc"] >= 0.6 and two["val_acc"] >= 0.6, (one, two)  # chance: 0.33
+    assert abs(one["val_loss"] - two["val_loss"]) <= 0.1, (one, two)  # measured 0.982 vs 0.987
     # metrics are synchronised: both ranks report the same validation accuracy
     assert ranks[0]["metrics"]["val_acc"] == ranks[1]["metrics"]["val_acc"]
 
