@@ -25,7 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from graft.bundle import Bundle, build_from_spec, load_weights, register_kind, write_bundle
+from graft.bundle import (
+    Bundle,
+    BundleError,
+    build_from_spec,
+    load_weights,
+    register_kind,
+    write_bundle,
+)
 from graft.errors import UnsafeFileError
 from graft.features.layers import LayerReader
 from graft.features.probe_params import ProbeHead, export_probe
@@ -94,8 +101,6 @@ def save_probe_bundle(
 
 def load_probe_bundle(folder: Path, meta: dict[str, Any], device: str = "cpu") -> Bundle:
     """Loader for ``kind="probe"`` (called by :func:`graft.load_bundle` after checksums are verified)."""
-    from safetensors.numpy import load_file
-
     extra = meta.get("extra") or {}
     probe_info = (extra.get("probe") or {}).get("head")
     if not probe_info or PROBE_FILE not in (meta.get("files") or {}):
@@ -105,7 +110,7 @@ def load_probe_bundle(folder: Path, meta: dict[str, Any], device: str = "cpu") -
     backbone = build_from_spec(meta["spec"])
     load_weights(backbone, folder / "model.safetensors")
     reader = LayerReader(backbone, extra.get("layer"), extra.get("pool", "avg"))
-    head = ProbeHead(load_file(str(folder / PROBE_FILE)), probe_info)
+    head = ProbeHead(_read_probe_arrays(folder / PROBE_FILE), probe_info)
     model = ProbeModel(reader, head).to(device).eval()
     return Bundle(
         model=model,
@@ -117,6 +122,20 @@ def load_probe_bundle(folder: Path, meta: dict[str, Any], device: str = "cpu") -
         device=device,
         extra={"probe": extra.get("probe")},
     )
+
+
+def _read_probe_arrays(path: Path) -> dict[str, Any]:
+    """The probe's parameter arrays; a file that is not plain safetensors is a damaged bundle."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise BundleError(
+            f"{path} is not a readable safetensors file ({str(e)[:200]}); the bundle is damaged. "
+            "Save the probe again with `graft probe ... --out DIR`."
+        ) from e
 
 
 register_kind("probe", load_probe_bundle)

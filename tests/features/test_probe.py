@@ -189,3 +189,21 @@ def test_default_logreg_probe_on_wide_features_takes_seconds() -> None:
     seconds = time.perf_counter() - start
     assert seconds < 30, f"default logreg probe took {seconds:.1f} s"
     assert fitted.cv_accuracy_ > 0.5 and fitted.best_params_["C"] <= 1.0
+
+
+def test_probe_file_with_forged_checksum_is_a_damaged_bundle(
+    folder: Path, backbone_spec, tmp_path: Path
+) -> None:
+    import hashlib
+    import json
+
+    from graft.bundle import BundleError, load_bundle
+
+    probe(folder, clf="ridge", cv=2, model=backbone_spec, image_size=32, out=tmp_path / "b", **KW)
+    target = tmp_path / "b" / "probe.safetensors"
+    target.write_bytes(pickle.dumps({"not": "tensors"}))
+    meta = json.loads((tmp_path / "b" / "model.json").read_text())
+    meta["files"]["probe.safetensors"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    (tmp_path / "b" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="probe.safetensors is not a readable safetensors file"):
+        load_bundle(tmp_path / "b")
