@@ -207,3 +207,26 @@ def test_probe_file_with_forged_checksum_is_a_damaged_bundle(
     (tmp_path / "b" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="probe.safetensors is not a readable safetensors file"):
         load_bundle(tmp_path / "b")
+
+
+def test_predict_on_a_logreg_probe_bundle_gives_its_probabilities(
+    folder: Path, backbone_spec, tmp_path: Path
+) -> None:
+    """``graft predict`` applies softmax to the bundle's output: a logreg head returns
+    log-probabilities, so predict's probabilities are Probe.predict_proba's and sum to 1."""
+    from graft.inference.prediction import predict
+
+    result = probe(
+        folder, clf="logreg", cv=2, model=backbone_spec, image_size=32, out=tmp_path / "b", **KW
+    )
+    rows = predict(tmp_path / "b", folder, top_k=3)
+    assert len(rows) == 12 and rows.classes == ["blue", "green", "red"]
+    expected = result.probe.predict_proba(result.features.flat())
+    by_file = {f: p for f, p in zip(result.features.files, expected, strict=True)}
+    for row in rows:
+        probs = {t["label"]: t["prob"] for t in row["top_k"]}
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+        ref = by_file[str(row["path"])]
+        got = [probs[c] for c in rows.classes]
+        np.testing.assert_allclose(got, ref, atol=1e-4)
+        assert row["label"] == rows.classes[int(np.argmax(ref))]
