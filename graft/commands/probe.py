@@ -38,7 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--pca", type=float, default=None, help="PCA components (>= 1) or variance fraction (< 1)"
     )
     p.add_argument(
-        "--cv", type=int, default=5, help="cross-validation folds for the grid search (default 5)"
+        "--cv",
+        type=int,
+        default=5,
+        help="stratified cross-validation folds for the hyperparameters "
+        "(default 5; at most 3 above 5,000 images)",
     )
     p.add_argument(
         "--val-split", type=float, default=None, help="hold out this fraction of train as val"
