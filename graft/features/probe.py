@@ -39,6 +39,13 @@ log = get_logger("graft.features")
 
 CLASSIFIERS = ("logreg", "linear-svm", "svm-rbf", "knn", "ridge")
 
+# looser tolerances while searching (the ranking of C barely moves); the final fit keeps the defaults,
+# which were worth up to 3 points of test accuracy on Lite0 features (logreg, C=0.3: 0.800 vs 0.833)
+SEARCH_OVERRIDES: dict[str, dict[str, Any]] = {
+    "logreg": {"tol": 1e-3, "max_iter": 500},
+    "linear-svm": {"tol": 1e-3},
+}
+
 # above this many rows, at most BIG_FOLDS folds: the estimate is already tight and fits cost more
 BIG_ROWS = 5000
 BIG_FOLDS = 3
@@ -57,9 +64,9 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
 def make_classifier(clf: str, seed: int = 0) -> Any:
     """A fresh, unfitted scikit-learn classifier for a probe name."""
     if clf == "logreg":
-        return LogisticRegression(max_iter=500, tol=1e-3)
+        return LogisticRegression(max_iter=1000)
     if clf == "linear-svm":
-        return LinearSVC(dual="auto", max_iter=2000, tol=1e-3, random_state=seed)
+        return LinearSVC(dual="auto", max_iter=2000, random_state=seed)
     if clf == "svm-rbf":
         return SVC(kernel="rbf", break_ties=True)  # predict = argmax of decision_function
     if clf == "knn":
@@ -122,7 +129,14 @@ class Probe(ClassifierMixin, BaseEstimator):
         self.cv_accuracy_: float | None = None
         if folds >= 2 and any(len(v) > 1 for v in grid.values()):
             self.best_params_, self.cv_accuracy_ = path_search(
-                pipeline, grid, X, y, folds, seed=self.seed, n_jobs=self.n_jobs
+                pipeline,
+                grid,
+                X,
+                y,
+                folds,
+                seed=self.seed,
+                n_jobs=self.n_jobs,
+                overrides=SEARCH_OVERRIDES.get(self.clf) if self.grid is None else None,
             )
             log.info(
                 "probe %s: best %s, CV accuracy %.4f (%d folds)",

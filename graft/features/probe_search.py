@@ -40,12 +40,16 @@ def path_search(
     folds: int,
     seed: int = 0,
     n_jobs: int | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Best classifier parameters of ``grid`` for ``pipeline`` (last step ``clf``) and their CV accuracy."""
+    """Best classifier parameters of ``grid`` for ``pipeline`` (last step ``clf``) and their CV accuracy.
+
+    ``overrides``: classifier parameters used only while searching (e.g. a looser ``tol``).
+    """
     candidates = list(ParameterGrid(grid)) or [{}]
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     scores = Parallel(n_jobs=n_jobs)(
-        delayed(_fold_scores)(pipeline, candidates, X, y, train, test)
+        delayed(_fold_scores)(pipeline, candidates, X, y, train, test, overrides or {})
         for train, test in splitter.split(X, y)
     )
     mean = np.asarray(scores).mean(axis=0)
@@ -60,6 +64,7 @@ def _fold_scores(
     y: np.ndarray,
     train: np.ndarray,
     test: np.ndarray,
+    overrides: dict[str, Any],
 ) -> list[float]:
     """Accuracy of each candidate on one fold; preprocessing fitted once, classifier warm-started."""
     prep = Pipeline(clone(pipeline).steps[:-1]) if len(pipeline.steps) > 1 else None
@@ -67,7 +72,7 @@ def _fold_scores(
     if prep is not None:
         X_train = prep.fit_transform(X_train, y[train])
         X_test = prep.transform(X_test)
-    clf = clone(pipeline.steps[-1][1])
+    clf = clone(pipeline.steps[-1][1]).set_params(**overrides)
     if "warm_start" in clf.get_params():
         clf.set_params(warm_start=True)
     out = []
