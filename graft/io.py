@@ -99,7 +99,7 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise GraftError(
-            f"{path} is not valid UTF-8 JSON ({e}); it may be truncated, damaged or edited by hand."
+            f"{path} is not valid JSON ({e}); it may be truncated, damaged (not UTF-8 text) or edited by hand."
         ) from e
 
 

@@ -48,7 +48,7 @@ def test_atomic_path_for_libraries(tmp_path):
 def test_read_json_names_the_file(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"a": ')
-    with pytest.raises(GraftError, match="broken.json is not valid UTF-8 JSON"):
+    with pytest.raises(GraftError, match="broken.json is not valid JSON"):
         io.read_json(path)
 
 
@@ -63,7 +63,7 @@ def test_sha256_file(tmp_path):
 def test_read_json_rejects_non_utf8(tmp_path):
     path = tmp_path / "binary.json"
     path.write_bytes(b"\x80\x03}q\x00.")  # a pickle header, not UTF-8
-    with pytest.raises(GraftError, match="binary.json is not valid UTF-8 JSON"):
+    with pytest.raises(GraftError, match="binary.json is not valid JSON"):
         io.read_json(path)
 
 

@@ -25,7 +25,7 @@ DATA_CONFIG = {
 @pytest.fixture(scope="session")
 def colour_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 colour classes: train/ (12 per class) and test/ (30 per class, other seed)."""
-    from conftest import make_image_folder
+    from imagegen import make_image_folder
 
     root = tmp_path_factory.mktemp("export") / "colours"
     make_image_folder(root / "train", per_class=12, size=16, seed=0)

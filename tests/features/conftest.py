@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_image_folder
+from imagegen import make_image_folder
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_pooled_vectors_match_the_model_contract(folder: Path, backbone) -> None
 
 
 def test_resnet_at_256_gives_8x8_maps(tmp_path: Path, backbone) -> None:
-    from conftest import make_image_folder
+    from imagegen import make_image_folder
 
     root = make_image_folder(tmp_path / "big", per_class=2, size=40)
     f = extract(root, model=backbone, pool="none", image_size=256, **KW)

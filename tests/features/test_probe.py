@@ -111,7 +111,7 @@ def _forbid_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_probe_reports_val_and_test(tmp_path: Path, backbone_spec) -> None:
-    from conftest import make_image_folder
+    from imagegen import make_image_folder
 
     root = tmp_path / "split"
     make_image_folder(root / "train", per_class=6, size=24)

@@ -106,7 +106,7 @@ def test_evaluate_image_folder_writes_report(
 
 
 def test_split_folders_and_subset_of_classes(bundle_dir: Path, tmp_path: Path) -> None:
-    from conftest import make_image_folder
+    from imagegen import make_image_folder
 
     make_image_folder(tmp_path / "d" / "train", per_class=3)
     make_image_folder(tmp_path / "d" / "test", per_class=2, seed=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY, WITH_BN, batch, make
+from model_helpers import TINY, WITH_BN, batch, make
 from safetensors.torch import save_file
 
 from graft.models import create_model, param_groups, replace_head

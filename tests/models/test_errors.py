@@ -6,7 +6,7 @@ import time
 
 import pytest
 import torch
-from conftest import make
+from model_helpers import make
 from safetensors.torch import save_file
 
 from graft.errors import (

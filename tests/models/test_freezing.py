@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import WITH_BN, batch, make
+from model_helpers import WITH_BN, batch, make
 
 from graft.errors import ConfigError, UnknownNameError
 from graft.models import (
