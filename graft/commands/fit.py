@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = FitConfig.load(args.config) if args.config else None
     result = fit(args.data, config=config, **options_from_args(args))
+    from graft.distributed import is_rank_zero
+
+    if not is_rank_zero():  # under DDP only rank 0 reports
+        return 0
     shown = {
         k: v for k, v in result.metrics.items() if k.endswith(("acc", "loss")) or k == "fit_seconds"
     }

@@ -35,6 +35,7 @@ HELP = {
     "early_stop": "stop after N epochs without improvement of --monitor",
     "out": "run folder (checkpoints, metrics, bundle)",
     "resume": "continue the run in --out from its last checkpoint",
+    "sync_bn": "DDP: compute BatchNorm statistics over all processes (small per-process batches)",
     "model_args": "extra model argument, YAML value, repeatable (hybrids: fusion=gated, proj_dim=128, "
     "'pretrained={cnn: true, vit: false}')",
 }

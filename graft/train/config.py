@@ -78,6 +78,7 @@ class FitConfig:
     devices: str = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
+    sync_bn: bool = False
     channels_last: bool = False
     # reproducibility and outputs
     seed: int = 0

@@ -30,6 +30,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from graft.distributed import is_rank_zero
 from graft.errors import ConfigError, GraftError
 from graft.io import write_json
 from graft.log import get_logger
@@ -93,14 +94,17 @@ def fit(
     if trainer.interrupted:
         raise GraftError(f"training was interrupted; resume with `graft fit --resume --out {run}`.")
     seconds = time.perf_counter() - started
-    history = write_history(run, plan)
+    history = write_history(run, plan) if trainer.is_global_zero else []
     _load_best(module, checkpoints, cfg)
     metrics = _final_metrics(trainer, module, dm, seconds, len(splits.train), plan)
     events = trainer.callbacks[0].events if trainer.callbacks else []
-    bundle = save_trained_bundle(
-        run / "bundle", module.eval_model(), splits.classes, data_cfg, cfg, plan, metrics
-    )
-    write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events})
+    bundle = run / "bundle"
+    if trainer.is_global_zero:  # one writer under DDP; the other ranks wait for its files
+        bundle = save_trained_bundle(
+            bundle, module.eval_model(), splits.classes, data_cfg, cfg, plan, metrics
+        )
+        write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events})
+    trainer.strategy.barrier("graft-fit-outputs")
     log.info("fit finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return FitResult(run, bundle, metrics, history, cfg, events)
 
@@ -146,7 +150,8 @@ def prepare_run_dir(cfg: FitConfig) -> Path:
             f"{run} already holds a run; pass --resume to continue it or choose another --out folder."
         )
     run.mkdir(parents=True, exist_ok=True)
-    cfg.save(run / "config.yaml")
+    if is_rank_zero():
+        cfg.save(run / "config.yaml")
     return run
 
 
@@ -244,7 +249,7 @@ def _scan(cfg: FitConfig) -> Any:
     from graft.data import scan_dataset
 
     splits = scan_dataset(cfg.data, val_split=cfg.val_split or None, seed=cfg.seed)
-    if splits.skipped:
+    if splits.skipped and is_rank_zero():
         splits.write_skipped(Path(cfg.out) / "skipped.tsv")
     log.info("data: %s", splits.summary())
     return splits

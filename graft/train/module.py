@@ -117,8 +117,16 @@ class GraftModule(pl.LightningModule):
             logits = self._train_forward(x)
             loss = self.loss_fn(logits.float(), y)
         acc = (logits.argmax(-1) == y).float().mean()
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log("train_acc", acc, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log(
+            "train_loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+            sync_dist=True,
+        )
+        self.log("train_acc", acc, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def _train_forward(self, x: torch.Tensor) -> torch.Tensor:

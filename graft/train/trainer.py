@@ -14,6 +14,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from graft.distributed import sync_batchnorm_plugin
 from graft.train.config import FitConfig
 from graft.train.guards import FiniteLossGuard
 from graft.train.recipes import Plan
@@ -50,8 +51,9 @@ def make_trainer(
         max_epochs=plan.epochs,
         accelerator=cfg.accelerator,
         devices=_devices(cfg.devices),
-        strategy=cfg.strategy,
+        strategy=_strategy(cfg),
         num_nodes=cfg.num_nodes,
+        plugins=[sync_batchnorm_plugin()] if cfg.sync_bn else None,
         precision=cfg.precision,
         deterministic=cfg.deterministic,
         gradient_clip_val=cfg.grad_clip,
@@ -85,8 +87,28 @@ class EpochTimer(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         seconds = max(self._last - self._started, 1e-9)
-        pl_module.log("epoch_seconds", seconds, on_epoch=True)
-        pl_module.log("train_images_per_s", self._images / seconds, on_epoch=True)
+        pl_module.log("epoch_seconds", seconds, on_epoch=True, sync_dist=True, reduce_fx="max")
+        pl_module.log(
+            "train_images_per_s",
+            self._images / seconds,
+            on_epoch=True,
+            sync_dist=True,
+            reduce_fx="sum",
+        )
+
+
+def _strategy(cfg: FitConfig) -> str:
+    """``cfg.strategy``, with DDP's unused-parameter detection for recipes that freeze layers.
+
+    Layers frozen after DDP wrapped the model get no gradient, and plain ``ddp`` stops at the first
+    step; ``--recipe full`` trains every parameter and keeps the faster plain strategy.
+    """
+    if cfg.recipe == "full":
+        return cfg.strategy
+    return {
+        "ddp": "ddp_find_unused_parameters_true",
+        "ddp_spawn": "ddp_spawn_find_unused_parameters_true",
+    }.get(cfg.strategy, cfg.strategy)
 
 
 def _log_version(run: Path, resume: bool) -> str:
