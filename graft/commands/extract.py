@@ -46,15 +46,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--random-init", action="store_true", help="random weights instead of pretrained"
     )
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="extract in N local processes (gloo), each a shard of the images; rank 0 writes the "
+        "store (default 1). Under torchrun/srun the launcher's processes are used instead",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from graft import distributed
+    from graft.errors import ConfigError
+
+    if args.devices < 1:
+        raise ConfigError(f"--devices must be at least 1, got {args.devices}")
+    out = args.out or f"{Path(args.data).resolve().name}-features"
+    if distributed.init_from_env():  # launched by torchrun / srun: one report, from rank 0
+        summary = _extract(args, out)
+        if not distributed.is_rank_zero():
+            return 0
+    elif args.devices > 1:
+        summary = _spawned_extract(args, out)
+    else:
+        summary = _extract(args, out)
+    print(summary)
+    print(f"feature store: {out}", file=sys.stderr)
+    return 0
+
+
+def _extract(args: argparse.Namespace, out: str) -> str:
+    """Extract into ``out`` (this rank's shard inside a process group); the one-line summary."""
+    from graft import distributed
     from graft.features import extract
 
-    out = args.out or f"{Path(args.data).resolve().name}-features"
+    device = args.device
+    if device == "cuda" and distributed.world_size() > 1:
+        device = f"cuda:{distributed.local_rank()}"  # one GPU per process
     f = extract(
         args.data,
         model=args.model,
@@ -66,12 +97,31 @@ def run(args: argparse.Namespace) -> int:
         out=out,
         resume=not args.no_resume,
         pretrained=not args.random_init,
-        device=args.device,
+        device=device,
         progress=not args.quiet,
     )
     counts = ", ".join(f"{s} {f.splits.count(s)}" for s in f.split_names)
-    print(
-        f"{len(f)} images ({counts}), features {tuple(f.features.shape[1:])}, {len(f.classes)} classes"
-    )
-    print(f"feature store: {out}", file=sys.stderr)
-    return 0
+    shape = tuple(f.features.shape[1:])
+    return f"{len(f)} images ({counts}), features {shape}, {len(f.classes)} classes"
+
+
+def _spawned_extract(args: argparse.Namespace, out: str) -> str:
+    """Run :func:`_extract` in ``args.devices`` gloo processes; rank 0 hands back the summary."""
+    import tempfile
+    from pathlib import Path
+
+    from graft import distributed
+
+    with tempfile.TemporaryDirectory(prefix="graft-extract-") as tmp:
+        result = Path(tmp) / "summary.txt"
+        distributed.spawn(_rank_extract, args.devices, args, out, str(result))
+        return result.read_text()
+
+
+def _rank_extract(args: argparse.Namespace, out: str, result: str) -> None:
+    from graft import distributed
+    from graft.io import write_text
+
+    summary = _extract(args, out)
+    if distributed.is_rank_zero():
+        write_text(result, summary)

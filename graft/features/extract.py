@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from graft import distributed
 from graft.errors import DataError
 from graft.features.arrays import Features
 from graft.features.layers import LayerReader
@@ -77,7 +78,8 @@ def extract(
     reader = LayerReader(net, layer, pool).to(device).eval()
     settings = _settings(name, net, reader, data_cfg)
     store = _open_store(out, settings, splits.classes, resume)
-    runner = _Runner(reader, data_cfg, batch_size, _workers(workers), device, progress)
+    bars = progress and distributed.is_rank_zero()  # one progress bar under several processes
+    runner = _Runner(reader, data_cfg, batch_size, _workers(workers), device, bars)
     skipped = [(os.fspath(p), str(r)) for p, r in getattr(splits, "skipped", [])]
     return _run(store, samples, splits.classes, settings, runner, shard_rows, skipped)
 
@@ -288,8 +290,15 @@ def _run(store, samples, classes, settings, runner, shard_rows, skipped=()) -> F
     return _assemble(store, samples, idents, stored, fresh, classes, settings, skipped)
 
 
+def _sharded() -> bool:
+    """True inside a process group of more than one rank: each rank extracts its own part."""
+    return distributed.is_initialized() and distributed.world_size() > 1
+
+
 def _extract_todo(store, samples, idents, todo, runner, shard_rows) -> dict[int, tuple]:
     """Extract the ``todo`` positions; return position -> (shard, row) or (None, array) in memory."""
+    if _sharded():
+        return _extract_sharded(store, samples, idents, todo, runner, shard_rows)
     located: dict[int, tuple] = {}
     pending_feats, pending_pos = [], []
 
@@ -316,6 +325,29 @@ def _extract_todo(store, samples, idents, todo, runner, shard_rows) -> dict[int,
     return located
 
 
+def _extract_sharded(store, samples, idents, todo, runner, shard_rows) -> dict[int, tuple]:
+    """Each rank extracts its contiguous part of ``todo``; the rows and the unreadable files are
+    gathered in rank order. Rank 0 writes them to the store in ``todo`` order (the shards a
+    one-process run writes); the other ranks keep them in memory."""
+    mine = distributed.shard(todo)
+    rows: dict[int, np.ndarray] = {}
+    for feats, idx in runner.batches([samples[i][0] for i in mine]):
+        rows.update({mine[i]: f for i, f in zip(idx, feats, strict=True)})
+    parts = distributed.all_gather_object((rows, getattr(runner, "failed", {})))
+    rows = {p: f for part, _ in parts for p, f in part.items()}
+    runner.failed = {path: reason for _, failed in parts for path, reason in failed.items()}
+    done = [p for p in todo if p in rows]
+    if store is None or not distributed.is_rank_zero():
+        return {p: (None, rows[p]) for p in done}
+    located: dict[int, tuple] = {}
+    for start in range(0, len(done), shard_rows):
+        chunk = done[start : start + shard_rows]
+        entries = [_entry(samples[p], idents[p], "", 0) for p in chunk]
+        shard = store.write_shard(np.stack([rows[p] for p in chunk]), entries)
+        located.update({p: (shard, r) for r, p in enumerate(chunk)})
+    return located
+
+
 def _entry(sample, ident, shard: str, row: int) -> Entry:
     path, label, split = sample
     sha, size, mtime = ident
@@ -326,6 +358,9 @@ def _assemble(store, samples, idents, stored, fresh, classes, settings, skipped)
     keep = [i for i in range(len(samples)) if i in fresh or idents[i][0] in stored]
     if store is None:
         features = np.stack([fresh[i][1] for i in keep]) if keep else np.zeros((0,), np.float32)
+    elif not distributed.is_rank_zero():  # rank 0 writes the store; the rest wait for it
+        distributed.barrier()
+        features = _rows_in_memory(store, [fresh.get(i) or stored[idents[i][0]] for i in keep])
     else:
         store.entries = [
             _entry(samples[i], idents[i], *(fresh.get(i) or stored[idents[i][0]])) for i in keep
@@ -334,6 +369,7 @@ def _assemble(store, samples, idents, stored, fresh, classes, settings, skipped)
         store.write_manifest()
         store.remove_unused_shards()
         features = store.read_rows([(e.shard, e.row) for e in store.entries])
+        distributed.barrier()
     if skipped:
         log.warning("%d unreadable images were skipped (listed in the manifest)", len(skipped))
     return Features(
@@ -345,3 +381,13 @@ def _assemble(store, samples, idents, stored, fresh, classes, settings, skipped)
         meta=settings,
         path=os.fspath(store.root) if store else None,
     )
+
+
+def _rows_in_memory(store, located: list[tuple]) -> np.ndarray:
+    """Stack ``(None, array)`` rows kept in memory and ``(shard, row)`` rows read from the store."""
+    on_disk = [(i, loc) for i, loc in enumerate(located) if loc[0] is not None]
+    read = store.read_rows([loc for _, loc in on_disk]) if on_disk else None
+    out: list[np.ndarray] = [loc[1] for loc in located]
+    for k, (i, _) in enumerate(on_disk):
+        out[i] = read[k]
+    return np.stack(out) if out else np.zeros((0,), np.float32)

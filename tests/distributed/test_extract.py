@@ -20,8 +20,6 @@ def _entries(store) -> list[tuple]:
 
 
 @pytest.mark.slow  # spawns 2 processes: 2 min on the loaded 2-core machine
-@pytest.mark.xfail(strict=True, reason="pending: graft.features.extract shards the images over ranks "
-                   "and rank 0 writes the store (see the scale-out report)")  # fmt: skip
 def test_two_ranks_extract_like_one(tiny_folder, tmp_path):
     (tiny_folder / "red" / "broken.png").write_bytes(b"not an image")
     torch.manual_seed(0)  # the workers seed the same way: identical random-init weights
