@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from graft.distributed import sync_batchnorm_plugin
+from graft.errors import ConfigError
 from graft.train.config import FitConfig
 from graft.train.guards import FiniteLossGuard
 from graft.train.recipes import Plan
@@ -66,7 +67,21 @@ def make_trainer(
         log_every_n_steps=max(1, min(50, steps_per_epoch // 4)),
         default_root_dir=run,
     )
+    _check_sync_bn(cfg, trainer)
     return trainer, best
+
+
+def _check_sync_bn(cfg: FitConfig, trainer: pl.Trainer) -> None:
+    """PyTorch's DDP refuses SyncBatchNorm on CPU processes: say so before training starts."""
+    from lightning.pytorch.accelerators import CUDAAccelerator
+
+    several = trainer.num_devices * trainer.num_nodes > 1
+    if cfg.sync_bn and several and not isinstance(trainer.accelerator, CUDAAccelerator):
+        raise ConfigError(
+            f"--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run in CPU processes "
+            f"(accelerator: {type(trainer.accelerator).__name__}). Drop --sync-bn, or train "
+            "with --accelerator gpu."
+        )
 
 
 class EpochTimer(pl.Callback):

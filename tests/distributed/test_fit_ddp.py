@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from graft.train.config import FitConfig
 
@@ -93,8 +94,6 @@ def test_ddp_two_processes_match_one(tiny_folder_session, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="graft.train.fit writes its files on every rank (pending: "
-                   "guard config/metrics/bundle writes with trainer.is_global_zero)")  # fmt: skip
 def test_ddp_only_rank_zero_writes(tiny_folder_session, tmp_path):
     run, ranks = _run(tmp_path, tiny_folder_session, "ddp", devices=2, strategy=DDP, epochs=1,
                       head_epochs=1)  # fmt: skip
@@ -103,11 +102,23 @@ def test_ddp_only_rank_zero_writes(tiny_folder_session, tmp_path):
     assert any(p.endswith("model.json") for p in ranks[0]["writes"])
 
 
+def test_sync_bn_on_cpu_processes_is_refused_clearly():
+    from graft.errors import ConfigError
+    from graft.train.recipes import build_plan
+    from graft.train.trainer import make_trainer
+
+    cfg = FitConfig(data="d", accelerator="cpu", devices="2", strategy=DDP, sync_bn=True)
+    plan = build_plan("full", 3, 40, 8, epochs=1)
+    with pytest.raises(ConfigError, match="--sync-bn needs CUDA GPUs"):
+        make_trainer(cfg, Path("unused"), plan)
+
+
 @pytest.mark.slow
-@pytest.mark.skipif("sync_bn" not in FitConfig.__dataclass_fields__,
-                    reason="pending: FitConfig.sync_bn -> Trainer(sync_batchnorm=True)")  # fmt: skip
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2,
+                    reason="PyTorch's DDP runs SyncBatchNorm on CUDA devices only")  # fmt: skip
 def test_sync_bn_converts_batchnorm(tiny_folder_session, tmp_path):
     _, ranks = _run(tmp_path, tiny_folder_session, "syncbn", devices=2, strategy=DDP, epochs=1,
-                    head_epochs=0, recipe="full", bn="train", sync_bn=True)  # fmt: skip
+                    head_epochs=0, recipe="full", bn="train", sync_bn=True,
+                    accelerator="gpu")  # fmt: skip
     assert ranks[0]["state_sha"] == ranks[1]["state_sha"]
     assert all(e["sync_bn"] > 0 for r in ranks for e in r["epochs"])  # BatchNorm layers were synced
