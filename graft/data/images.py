@@ -78,7 +78,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise ImageError(path, _os_reason(e), e.strerror or str(e)) from e
+        raise ImageError(path, os_error_reason(e), e.strerror or str(e)) from e
     if not data:
         raise ImageError(path, "zero-byte file")
     return data
@@ -193,7 +193,8 @@ def _stretch(arr: np.ndarray, scale: float | None) -> np.ndarray:
     return np.clip(np.rint(arr * (255.0 / scale)), 0, 255).astype(np.uint8)
 
 
-def _os_reason(e: OSError) -> str:
+def os_error_reason(e: OSError) -> str:
+    """A short reason for a file that could not be read: ``symlink loop``, ``permission denied``, ..."""
     if e.errno == errno.ELOOP:
         return "symlink loop"
     if e.errno in (errno.EACCES, errno.EPERM):

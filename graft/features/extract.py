@@ -29,10 +29,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from graft import distributed
+from graft.data.images import os_error_reason
 from graft.errors import DataError
 from graft.features.arrays import Features
 from graft.features.layers import LayerReader
-from graft.features.store import Entry, FeatureStore, file_identity, os_error_reason
+from graft.features.store import Entry, FeatureStore, file_identity
 from graft.log import get_logger
 from graft.runtime import tune_allocator
 

@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from graft.errors import DataError
-from graft.io import atomic_path, read_json, write_json
+from graft.io import atomic_path, read_json, sha256_file, write_json
 from graft.log import get_logger
 
 log = get_logger("graft.features")
@@ -215,21 +214,4 @@ def file_identity(path: str, known: dict[str, Entry]) -> tuple[str, int, int]:
     old = known.get(path)
     if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
         return old.sha256, st.st_size, st.st_mtime_ns
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest(), st.st_size, st.st_mtime_ns
-
-
-def os_error_reason(e: OSError) -> str:
-    """A short reason for a file that could not be read: ``symlink loop``, ``permission denied``, ..."""
-    if e.errno == errno.ELOOP:
-        return "symlink loop"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if e.errno == errno.ENOENT:
-        return "missing file"
-    if e.errno == errno.EISDIR:
-        return "not a file"
-    return "unreadable"
+    return sha256_file(path), st.st_size, st.st_mtime_ns
