@@ -28,6 +28,21 @@ from graft.train.schedules import lr_at, warmup_steps
 log = get_logger("graft.train")
 
 
+def group_lrs(phase: Any, names: tuple[str, ...] | list[str], factor: float) -> dict[str, float]:
+    """Learning rate of every parameter group at schedule ``factor``, keyed ``lr_<group name>``.
+
+    The head's key is ``lr_head``; frozen groups log 0. The run report draws one curve per key.
+
+    Example:
+        >>> from graft.train.recipes import Phase
+        >>> group_lrs(Phase("full", 0, 1, (0, 1, 2), 1e-3, 100.0), ("stem", "blocks.0", "head"), 1.0)
+        {'lr_stem': 1e-05, 'lr_blocks.0': 0.0001, 'lr_head': 0.001}
+    """
+    n = len(names)
+    keys = [f"lr_{name}" if i < n - 1 else "lr_head" for i, name in enumerate(names)]
+    return {key: phase.lr_of(i, n) * factor for i, key in enumerate(keys)}
+
+
 class ResumeMismatchError(GraftError, ValueError):
     """A checkpoint's optimizer layout or plan does not match the run that tries to resume it."""
 
@@ -93,9 +108,8 @@ class ProgressiveUnfreezing(pl.Callback):
         for optimizer in trainer.optimizers:
             for entry, group in zip(pl_module.layout, optimizer.param_groups, strict=True):
                 group["lr"] = phase.lr_of(entry["group"], n_groups) * factor
-        pl_module.log(
-            "lr_head", phase.lr_of(n_groups - 1, n_groups) * factor, on_step=True, on_epoch=False
-        )
+        for key, value in group_lrs(phase, pl_module.groups.names, factor).items():
+            pl_module.log(key, value, on_step=True, on_epoch=False)
 
     # -- state ----------------------------------------------------------------------------------
 
