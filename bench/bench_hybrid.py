@@ -2,7 +2,10 @@
 
 Every model gets the same budget through ``graft.train.fit``: recipe ``full`` (all parameters train,
 learning rates spread from head to stem), the same epochs, batch size, seed, augmentation and data.
-Reported: test accuracy, parameters, latency (batch 1, median) and throughput (batch 32) on this CPU.
+Reported: test accuracy, parameters, latency (batch 1, median) and throughput (batch 32) on this CPU,
+and for the hybrids a check that the pretrained CNN is not drowned by the random ViT: the test
+accuracy with one branch's pooled features replaced by their test-set mean (``concat``, ``gated``),
+and the gated fusion's branch weights on the test images.
 
 - CNN: ``efficientnet_lite0`` with its shipped ImageNet weights, at ``--cnn-size`` px.
 - ViT: ``vit_tiny_patch16_224`` randomly initialised (no ViT weights install offline) at ``--vit-size``
@@ -10,13 +13,12 @@ Reported: test accuracy, parameters, latency (batch 1, median) and throughput (b
   tokens, near the images' 28 px; 4 blocks to fit the CPU budget).
 - Hybrids: both branches, each fed its own size and normalization inside the model.
 
-``graft.train.fit`` builds its model from a name, and a hybrid with a randomly initialised ViT at a
-small size needs options a name does not carry (``pretrained`` per branch, ``img_size``), so this
-script hands fit the model through its model-building step (``_bridge``) until fit accepts model
-options; the training itself is fit's, unchanged.
+Models are built by fit itself from ``model_args`` (what ``graft fit --model-arg`` passes), e.g.
+``pretrained={cnn: true, vit: false}``.
 
-Run:  .venv/bin/python bench/bench_hybrid.py --per-class 20 --epochs 3 --out bench-out/hybrid
-One model per process (``--only TEXT``), then ``--collect out*/results.json`` prints one table.
+Run:  OMP_NUM_THREADS=1 .venv/bin/python bench/bench_hybrid.py --per-class 100 --epochs 3 --threads 1
+One results.json per run; ``--only TEXT`` runs the models whose label contains TEXT, and
+``--collect out*/results.json`` prints one table.
 """
 
 from __future__ import annotations
@@ -25,11 +27,8 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import torch
 from torch import nn
@@ -38,41 +37,27 @@ CNN, VIT = "efficientnet_lite0", "vit_tiny_patch16_224"
 FUSIONS = ("concat", "gated", "attention")
 
 
-def make_models(
-    cnn_size: int, vit_size: int, vit_patch: int, vit_depth: int
-) -> dict[str, Callable[[int], nn.Module]]:
-    """Label -> factory(num_classes) for every model of the bench."""
-    from graft.hybrid import create_hybrid
-    from graft.models import create_model
-
+def make_models(cnn_size: int, vit_size: int, vit_patch: int, vit_depth: int) -> dict[str, dict]:
+    """Label -> fit options (model, model_args, image_size, weights) for every model of the bench."""
     vit_kwargs = {"img_size": vit_size, "patch_size": vit_patch, "depth": vit_depth}
-
-    def cnn(n: int) -> nn.Module:
-        return create_model(CNN, num_classes=n, pretrained=True)
-
-    def vit(n: int) -> nn.Module:
-        return create_model(VIT, num_classes=n, pretrained=False, **vit_kwargs)
-
-    def hybrid(fusion: str) -> Callable[[int], nn.Module]:
-        return lambda n: create_hybrid(
-            f"{CNN}+{VIT}",
-            num_classes=n,
-            pretrained={CNN: True, VIT: False},
-            fusion=fusion,
-            branch_kwargs={VIT: vit_kwargs},
-            branch_inputs={CNN: {"input_size": cnn_size}},
-        )
-
-    models = {f"CNN {CNN} (ImageNet)": cnn, f"ViT {VIT} (random init)": vit}
-    models.update({f"hybrid {fusion}": hybrid(fusion) for fusion in FUSIONS})
+    models = {
+        f"CNN {CNN} (ImageNet)": {"model": CNN, "image_size": cnn_size},
+        f"ViT {VIT} (random init)": {
+            "model": VIT, "image_size": vit_size, "weights": "none", "model_args": vit_kwargs,
+        },
+    }  # fmt: skip
+    for fusion in FUSIONS:
+        models[f"hybrid {fusion}"] = {
+            "model": f"{CNN}+{VIT}",
+            "image_size": cnn_size,
+            "model_args": {
+                "fusion": fusion,
+                "pretrained": {"cnn": True, "vit": False},
+                "branch_kwargs": {"vit": vit_kwargs},
+                "branch_inputs": {"cnn": {"input_size": cnn_size}},
+            },
+        }
     return models
-
-
-@contextmanager
-def _bridge(factory: Callable[[int], nn.Module]):
-    """Let graft.train.fit build ``factory(num_classes)`` instead of a model from a name."""
-    with mock.patch("graft.train.fitting.create_model", lambda cfg, n: factory(n)):
-        yield
 
 
 @torch.inference_mode()
@@ -94,25 +79,21 @@ def latency(model: nn.Module, size: tuple[int, int, int], repeats: int = 20) -> 
     return 1000 * statistics.median(times), 3 * 32 / (time.perf_counter() - t)
 
 
-def run_one(
-    label: str, factory: Callable[[int], nn.Module], data: Path, out: Path, args: Any
-) -> dict:
+def run_one(label: str, options: dict, data: Path, out: Path, args: Any) -> dict:
     from graft.bundle import load_bundle
     from graft.train import fit
 
-    image_size = args.vit_size if label.startswith("ViT") else args.cnn_size
     started = time.perf_counter()
-    with _bridge(factory):
-        result = fit(
-            str(data), recipe="full", epochs=args.epochs, batch_size=args.batch_size, image_size=image_size,
-            seed=args.seed, out=str(out / label.split(" (")[0].replace(" ", "-")), progress=False,
-            workers=args.workers, val_split=0.1,
-        )  # fmt: skip
+    result = fit(
+        str(data), **options, recipe="full", epochs=args.epochs, batch_size=args.batch_size,
+        seed=args.seed, out=str(out / label.split(" (")[0].replace(" ", "-")), progress=False,
+        workers=args.workers, val_split=0.1,
+    )  # fmt: skip
     seconds = time.perf_counter() - started
     bundle = load_bundle(result.bundle)
     size = tuple(bundle.data_config["input_size"])
     ms, ips = latency(bundle.model, size)
-    return {
+    row = {
         "model": label,
         "test_acc": round(float(result.metrics.get("test_acc", float("nan"))), 4),
         "params_M": round(sum(p.numel() for p in bundle.model.parameters()) / 1e6, 2),
@@ -121,12 +102,61 @@ def run_one(
         "img_per_s_b32": round(ips, 1),
         "fit_s": round(seconds, 1),
     }
+    if hasattr(bundle.model, "pooled_branches"):
+        row.update(branch_checks(bundle, data))
+    return row
+
+
+@torch.inference_mode()
+def load_test_images(bundle: Any, data: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """All test images under the bundle's eval transform, and their labels."""
+    from graft.data import ImageDataset, build_transforms, scan_dataset
+
+    splits = scan_dataset(str(data), verify=False)
+    ds = ImageDataset(splits.test, build_transforms(bundle.data_config, train=False))
+    items = [ds[i] for i in range(len(ds))]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+
+
+@torch.inference_mode()
+def branch_checks(bundle: Any, data: Path) -> dict[str, Any]:
+    """Accuracy with one branch mean-ablated (concat/gated) and the gated fusion's weights."""
+    from graft.hybrid import CrossAttentionFusion, GatedFusion
+
+    model = bundle.model.eval()
+    x, y = load_test_images(bundle, data)
+    pooled = [model.pooled_branches(x[i : i + 50]) for i in range(0, len(x), 50)]
+    pooled = {k: torch.cat([p[k] for p in pooled]) for k in pooled[0]}
+    keys = list(pooled)
+    out: dict[str, Any] = {}
+
+    def acc(feats: dict[str, torch.Tensor]) -> float:
+        logits = model.forward_head(model.fusion([feats[k] for k in keys]))
+        return round(float((logits.argmax(1) == y).float().mean()), 4)
+
+    if not isinstance(model.fusion, CrossAttentionFusion):
+        out["acc_recomputed"] = acc(pooled)
+        for k in keys:  # this branch's features -> their mean: what the head gets from the rest
+            ablated = {**pooled, k: pooled[k].mean(0, keepdim=True).expand_as(pooled[k])}
+            out[f"acc_without_{k}"] = acc(ablated)
+    if isinstance(model.fusion, GatedFusion):
+        w = model.fusion.gate_weights([pooled[k] for k in keys])
+        for i, k in enumerate(keys):
+            out[f"gate_{k}_mean"] = round(float(w[:, i].mean()), 3)
+            out[f"gate_{k}_min_max"] = [
+                round(float(w[:, i].min()), 3),
+                round(float(w[:, i].max()), 3),
+            ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--per-class", type=int, default=20, help="animals images per class (80/20 train/test)"
+        "--per-class",
+        type=int,
+        default=20,
+        help="animals images per class (80/20 train/test, 10%% of train for validation)",
     )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
@@ -158,25 +188,36 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     data = sample_dataset("animals", out / "data", per_class=args.per_class, seed=args.seed)
     rows = []
-    for label, factory in make_models(
+    started = time.perf_counter()
+    for label, options in make_models(
         args.cnn_size, args.vit_size, args.vit_patch, args.vit_depth
     ).items():
         if args.only and args.only not in label:
             continue
-        rows.append(run_one(label, factory, data, out / "runs", args))
+        rows.append(run_one(label, options, data, out / "runs", args))
         print(rows[-1], flush=True)
-    write_json(
-        out / "results.json",
-        {"settings": vars(args), "threads": torch.get_num_threads(), "rows": rows},
-    )
+        write_json(out / "results.json", _results(args, rows, started))
+    write_json(out / "results.json", _results(args, rows, started))
     print(_table(rows))
     return 0
 
 
+def _results(args: argparse.Namespace, rows: list[dict], started: float) -> dict[str, Any]:
+    import os
+
+    return {
+        "settings": vars(args),
+        "threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "rows": rows,
+    }
+
+
 def _table(rows: list[dict]) -> str:
-    keys = list(rows[0]) if rows else []
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
 
 

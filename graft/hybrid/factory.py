@@ -22,6 +22,13 @@ from torch import nn
 
 from graft.errors import ConfigError, raise_unknown
 from graft.hybrid.branch_input import BranchInput
+from graft.hybrid.branch_keys import (
+    by_name,
+    check_kinds,
+    kind_keys,
+    resolve_branch_keys,
+    uses_kind_keys,
+)
 from graft.hybrid.fusion import FUSIONS, ConcatFusion, CrossAttentionFusion, GatedFusion
 from graft.hybrid.model import HybridModel
 from graft.log import get_logger
@@ -58,7 +65,7 @@ def parse_hybrid_name(name: str) -> list[str]:
 def create_hybrid(
     name: str,
     num_classes: int | None,
-    pretrained: bool | Mapping[str, bool] = True,
+    pretrained: bool | Mapping[str | int, bool] = True,
     *,
     fusion: str = "concat",
     proj_dim: int | None = None,
@@ -67,8 +74,8 @@ def create_hybrid(
     in_chans: int = 3,
     head: str | dict[str, Any] | None = None,
     weights: str | os.PathLike | None = None,
-    branch_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
-    branch_inputs: Mapping[str, Mapping[str, Any]] | None = None,
+    branch_kwargs: Mapping[str | int, Mapping[str, Any]] | None = None,
+    branch_inputs: Mapping[str | int, Mapping[str, Any]] | None = None,
 ) -> HybridModel:
     """Build a hybrid of the backbones in ``name`` (joined by ``+``) with ``fusion`` and a new head.
 
@@ -77,8 +84,12 @@ def create_hybrid(
         num_classes: outputs of the head (0: no head, ``forward`` returns the fused features).
             ``None`` (``create_model``'s "keep the pretrained head") means 0: a hybrid has no
             pretrained head.
-        pretrained: load each branch's pretrained weights; a mapping ``{branch name: bool}`` decides
-            per branch (e.g. a CNN with shipped weights and a randomly initialised ViT).
+        pretrained: load each branch's pretrained weights; a mapping decides per branch (e.g. a CNN
+            with shipped weights and a randomly initialised ViT: ``{"cnn": True, "vit": False}``).
+            Per-branch mappings (here, ``branch_kwargs`` and ``branch_inputs``) are keyed by branch
+            name as written in ``name``, position (``0``, ``"1"``) or kind (``cnn``/``vit``,
+            ``cnn2``... when a kind repeats); see :mod:`graft.hybrid.branch_keys`. A branch left
+            out of ``pretrained`` loads its weights.
         fusion: ``"concat"``, ``"gated"`` or ``"attention"`` (one CNN branch + one token branch).
         proj_dim: common width the branches are projected to (concat: optional; gated/attention:
             default ``min(256, widest branch)``).
@@ -89,9 +100,9 @@ def create_hybrid(
         weights: a ``.safetensors`` / tensors-only ``.pth`` state dict of the whole hybrid (e.g. from
             an earlier run), loaded after the branches; a classifier of another size is dropped.
             Per-branch files go in ``branch_kwargs``: ``{"vit_tiny_patch16_224": {"weights": PATH}}``.
-        branch_kwargs: per branch name, extra arguments for its ``create_model`` (e.g.
+        branch_kwargs: per branch, extra arguments for its ``create_model`` (e.g.
             ``{"vit_tiny_patch16_224": {"img_size": 64}}``).
-        branch_inputs: per branch name, overrides of its preprocessing: ``input_size`` (int or
+        branch_inputs: per branch, overrides of its preprocessing: ``input_size`` (int or
             ``[h, w]``), ``interpolation``, ``mean``, ``std``, ``antialias``. Defaults come from the
             branch's ``pretrained_cfg`` (``img_size`` in ``branch_kwargs`` sets the size too).
 
@@ -100,6 +111,11 @@ def create_hybrid(
         ...                       fusion="gated", branch_kwargs={"test_vit": {"img_size": 32}})
         >>> model(torch.rand(2, 3, 160, 160)).shape
         torch.Size([2, 3])
+        >>> model = create_hybrid("test_efficientnet+test_vit", num_classes=3,
+        ...                       pretrained={"cnn": False, "vit": False},
+        ...                       branch_kwargs={"vit": {"img_size": 32}})
+        >>> model.branch_names
+        {'cnn': 'test_efficientnet', 'vit': 'test_vit'}
     """
     names = parse_hybrid_name(name)
     if num_classes is None:
@@ -107,21 +123,23 @@ def create_hybrid(
             "hybrid %s has no pretrained head: num_classes=None gives fused features (0)", name
         )
         num_classes = 0
-    _check_options(names, fusion, proj_dim, num_classes, pretrained, branch_kwargs, branch_inputs)
-    branch_kwargs = {n: dict(v) for n, v in (branch_kwargs or {}).items()}
-    overrides = {n: dict(v) for n, v in (branch_inputs or {}).items()}
+    _check_options(fusion, proj_dim, num_classes)
+    wants = _per_branch_pretrained(names, pretrained)
+    kwargs = _per_branch_dicts(names, branch_kwargs, "branch_kwargs")
+    overrides = _per_branch_dicts(names, branch_inputs, "branch_inputs")
+    for n, cfg in zip(names, overrides, strict=True):
+        for key in cfg:
+            if key not in BRANCH_INPUT_KEYS:
+                raise_unknown(f"branch_inputs key for {n}", str(key), BRANCH_INPUT_KEYS)
 
     built = [
-        _build_branch(
-            n,
-            _wants_pretrained(pretrained, n),
-            in_chans,
-            branch_kwargs.get(n, {}),
-            overrides.get(n, {}),
-        )
-        for n in names
+        _build_branch(n, w, in_chans, kw, ov)
+        for n, w, kw, ov in zip(names, wants, kwargs, overrides, strict=True)
     ]
-    for key, b in zip(_branch_keys([b["layout"] for b in built]), built, strict=True):
+    layouts = [b["layout"] for b in built]
+    check_kinds(names, layouts, uses_kind_keys(names, [pretrained, branch_kwargs, branch_inputs]))
+    kinds = ["vit" if lay == "tokens" else "cnn" for lay in layouts]
+    for key, b in zip(kind_keys(kinds), built, strict=True):
         b["key"] = key
     fusion_module = _build_fusion(fusion, built, proj_dim, attn_heads)
     model = HybridModel(
@@ -146,8 +164,8 @@ def create_hybrid(
         "drop_rate": float(drop_rate),
         "in_chans": int(in_chans),
         "head": dict(model.head_cfg),
-        "branch_kwargs": copy.deepcopy(branch_kwargs),
-        "branch_inputs": {b["name"]: b["input"].config() for b in built},
+        "branch_kwargs": by_name(names, [copy.deepcopy(kw) or None for kw in kwargs]),
+        "branch_inputs": by_name(names, [b["input"].config() for b in built]),
     }
     log.info(
         "hybrid %s: %s, fusion=%s, %d features",
@@ -162,15 +180,7 @@ def create_hybrid(
 # ------------------------------------------------------------------------------------- checks
 
 
-def _check_options(
-    names: Sequence[str],
-    fusion: str,
-    proj_dim: int | None,
-    num_classes: int,
-    pretrained: bool | Mapping[str, bool],
-    branch_kwargs: Mapping[str, Any] | None,
-    branch_inputs: Mapping[str, Any] | None,
-) -> None:
+def _check_options(fusion: str, proj_dim: int | None, num_classes: int) -> None:
     if fusion not in FUSIONS:
         raise_unknown(
             "fusion", str(fusion), FUSIONS, hint="Pass fusion='concat', 'gated' or 'attention'."
@@ -182,30 +192,28 @@ def _check_options(
             f"num_classes must be an integer >= 0 for a hybrid (it has no pretrained head), got "
             f"{num_classes!r}; pass the number of classes, or 0 for fused features."
         )
-    for what, mapping in (
-        ("pretrained", pretrained),
-        ("branch_kwargs", branch_kwargs),
-        ("branch_inputs", branch_inputs),
-    ):
-        if isinstance(mapping, Mapping):
-            for key in mapping:
-                if key not in names:
-                    raise_unknown(
-                        f"branch name in {what}",
-                        str(key),
-                        names,
-                        hint="Keys are the backbone names as written in the hybrid name.",
-                    )
-    for branch, cfg in (branch_inputs or {}).items():
-        for key in cfg:
-            if key not in BRANCH_INPUT_KEYS:
-                raise_unknown(f"branch_inputs key for {branch}", str(key), BRANCH_INPUT_KEYS)
 
 
-def _wants_pretrained(pretrained: bool | Mapping[str, bool], name: str) -> bool:
-    if isinstance(pretrained, Mapping):
-        return bool(pretrained.get(name, True))
-    return bool(pretrained)
+def _per_branch_pretrained(names: Sequence[str], pretrained: Any) -> list[bool]:
+    if not isinstance(pretrained, Mapping):
+        return [bool(pretrained)] * len(names)
+    values = resolve_branch_keys(names, pretrained, "pretrained")
+    for n, v in zip(names, values, strict=True):
+        if v is not None and not isinstance(v, bool):
+            raise ConfigError(f"pretrained for branch {n} must be true or false, got {v!r}.")
+    return [True if v is None else v for v in values]
+
+
+def _per_branch_dicts(names: Sequence[str], mapping: Any, what: str) -> list[dict[str, Any]]:
+    if mapping is None:
+        return [{} for _ in names]
+    values = resolve_branch_keys(names, mapping, what)
+    for n, v in zip(names, values, strict=True):
+        if v is not None and not isinstance(v, Mapping):
+            raise ConfigError(
+                f"{what} for branch {n} must be a mapping of options, got {type(v).__name__} {v!r}."
+            )
+    return [dict(v or {}) for v in values]
 
 
 # ------------------------------------------------------------------------------------ branches
@@ -327,15 +335,6 @@ def _layout(name: str, model: nn.Module, feat: torch.Tensor) -> str:
 
 def _token_dim(feat: torch.Tensor, layout: str) -> int:
     return int(feat.shape[1] if layout == "nchw" else feat.shape[-1])
-
-
-def _branch_keys(layouts: Sequence[str]) -> list[str]:
-    keys, seen = [], {}
-    for layout in layouts:
-        base = "vit" if layout == "tokens" else "cnn"
-        seen[base] = seen.get(base, 0) + 1
-        keys.append(base if seen[base] == 1 else f"{base}{seen[base]}")
-    return keys
 
 
 # -------------------------------------------------------------------------------------- fusion
