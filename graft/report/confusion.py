@@ -1,0 +1,76 @@
+"""Confusion matrix (figure) and per-class precision / recall / F1 / support (table).
+
+Example:
+    >>> sections = [confusion_section(ctx), per_class_section(ctx)]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from graft.report.context import ReportContext
+from graft.report.figures import figure_data_uri, pyplot
+from graft.report.html import Section, esc, img, table
+from graft.report.predictions import MissingPiece
+
+
+def confusion_section(ctx: ReportContext) -> Section:
+    """Counts with row-normalised colours (recall per true class)."""
+    section = Section("confusion-matrix", "Confusion matrix")
+    try:
+        preds = ctx.predictions()
+    except MissingPiece as e:
+        section.notes.append(f"no predictions: {e}")
+        return section
+    matrix = preds.metrics.get("confusion_matrix")
+    if not matrix:
+        section.notes.append(f"{preds.source} holds no confusion matrix")
+        return section
+    uri = plot_confusion(matrix, preds.classes)
+    section.body = (f"<p>{esc(preds.source)}</p>"
+                    + img(uri, "confusion matrix", "plot confusion", classes=len(preds.classes)))  # fmt: skip
+    return section
+
+
+def per_class_section(ctx: ReportContext) -> Section:
+    """Precision, recall, F1 and support per class, plus the overall accuracies."""
+    section = Section("per-class", "Per-class scores")
+    try:
+        preds = ctx.predictions()
+    except MissingPiece as e:
+        section.notes.append(f"no predictions: {e}")
+        return section
+    rows = [[r["class"], float(r["precision"]), float(r["recall"]), float(r["f1"]), int(r["support"])]
+            for r in preds.metrics.get("per_class") or []]  # fmt: skip
+    overall = [("accuracy", preds.metrics.get("accuracy")),
+               ("balanced accuracy", preds.metrics.get("balanced_accuracy")),
+               ("macro F1", preds.metrics.get("macro_f1"))]  # fmt: skip
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in overall if isinstance(v, (int, float)))
+    section.notes.extend(preds.notes)
+    section.body = (f"<p>{esc(preds.source)}. {esc(summary)}</p>"
+                    + table(["class", "precision", "recall", "F1", "support"], rows))  # fmt: skip
+    return section
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
+    """The confusion matrix as a ``data:`` URI (counts written in cells up to 30 classes)."""
+    plt = pyplot()
+    cm = np.asarray(matrix)
+    rows = cm.sum(axis=1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
+    n = len(classes)
+    size = min(3 + 0.45 * n, 20)
+    fig, ax = plt.subplots(figsize=(size + 1, size * 0.85))
+    shown = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true")
+    ax.set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticklabels(classes, fontsize=8)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                color = "white" if frac[i, j] > 0.5 else "black"
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color, fontsize=8)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    return figure_data_uri(fig)
