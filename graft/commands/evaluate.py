@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="evaluate a bundle on labelled images",
         description="Evaluate a bundle on an ImageFolder, a folder with train/val/test, or a path,label CSV. "
-        "Writes metrics.json, per_class.csv, confusion_matrix.csv/.png and predictions.csv to --out.",
+        "Writes metrics.json, per_class.csv, confusion_matrix.csv/.png and predictions.csv to --out, and "
+        "report.html (graft report) when the bundle is inside a graft fit run folder.",
     )
     p.add_argument(
         "bundle", help="bundle folder (written by graft fit, graft probe or graft export)"
@@ -40,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="image decoding processes (default 0: in the main process)",
     )
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write report.html (written to --out when the bundle is in a graft fit run folder)",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         workers=args.workers,
+        report=not args.no_report,
     )
     print(result.summary())
     for row in result.metrics["per_class"]:

@@ -5,8 +5,9 @@
 bundle's; images of unknown classes stop the evaluation before any work, naming them.
 
 Files written to ``out`` (each atomically, ``metrics.json`` last): ``metrics.json``,
-``per_class.csv``, ``confusion_matrix.csv``, ``confusion_matrix.png``, ``predictions.csv`` and,
-when images were skipped, ``skipped.tsv``.
+``per_class.csv``, ``confusion_matrix.csv``, ``confusion_matrix.png``, ``predictions.csv`` (path, true,
+predicted, prob, correct), when images were skipped ``skipped.tsv``, and, for a bundle inside a
+``graft fit`` run folder, the run's HTML report on this evaluation, ``report.html``.
 
 Example:
     >>> result = evaluate("runs/pets/bundle", "data/pets", split="test", out="runs/pets/eval")  # doctest: +SKIP
@@ -87,8 +88,12 @@ def evaluate(
     batch_size: int = 64,
     device: str = "cpu",
     workers: int = 0,
+    report: bool = True,
 ) -> EvalResult:
     """Evaluate ``bundle`` on ``data`` (see the module docstring); write reports to ``out`` if given.
+
+    With ``out`` and ``report``, a bundle that sits in a ``graft fit`` run folder also gets the run's
+    HTML report built on this evaluation, as ``out/report.html`` (:mod:`graft.report`).
 
     Example:
         >>> r = evaluate("bundle", "data/animals", tta=True)  # doctest: +SKIP
@@ -131,8 +136,24 @@ def evaluate(
     )
     if out is not None:
         evaluation.out = write_report(evaluation, out)
+        if report:
+            write_run_report(bundle.path, evaluation.out)
     log.info("evaluation: %s", evaluation.summary())
     return evaluation
+
+
+def write_run_report(bundle_dir: Path, out: Path) -> Path | None:
+    """``out/report.html``: the HTML report of the run that holds ``bundle_dir``, on this evaluation.
+
+    Nothing when the bundle is not inside a run folder (no ``config.yaml`` beside it); a failure is
+    logged, never raised.
+    """
+    run_dir = Path(bundle_dir).parent
+    if not (run_dir / "config.yaml").is_file():
+        return None
+    from graft.report import write_report_safely
+
+    return write_report_safely(run_dir, out=out / "report.html", evaluation=out)
 
 
 def select_samples(
