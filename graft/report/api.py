@@ -80,13 +80,13 @@ def write_report(
         raise ConfigError(
             f"--eval {eval_dir} is not a folder; pass the --out folder of `graft evaluate`."
         )
-    ctx = ReportContext(run, ReportOptions(gradcam, mistakes, max_images, stats_images, eval_dir))
-    sections, data = build_sections(ctx)
     dest = Path(out) if out is not None else run.run_dir / "report.html"
     if dest.is_dir():
         raise ConfigError(
             f"--out {dest} is a folder; pass a file name such as {dest / 'report.html'}."
         )
+    ctx = ReportContext(run, ReportOptions(gradcam, mistakes, max_images, stats_images, eval_dir))
+    sections, data = build_sections(ctx)
     write_text(dest, page(f"graft run report: {run.run_dir.name}", sections, data))
     log.info("report written to %s in %.1f s", dest, time.perf_counter() - started)
     return dest
