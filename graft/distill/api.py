@@ -15,10 +15,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,24 +31,14 @@ from graft.distill.module import DistillModule
 from graft.distill.report import ModelStats, accuracy, count_params, cpu_latency_ms, report_line
 from graft.distill.taps import parse_pairs
 from graft.distill.teacher import Teacher
-from graft.errors import ConfigError, GraftError
+from graft.errors import ConfigError
 from graft.io import write_json
 from graft.log import get_logger
 from graft.train.config import FitConfig
-from graft.train.groups import ModelGroups
+from graft.train.fitting import FitParts, fit, module_options
 
 log = get_logger("graft.distill")
 
-
-def _fit_steps() -> Any:
-    """graft fit's module, whose steps distill reuses one by one (``graft.train.fitting``)."""
-    try:
-        return importlib.import_module("graft.train.fitting")
-    except ModuleNotFoundError:  # older layout
-        return importlib.import_module("graft.train.fit")
-
-
-_fit = _fit_steps()
 DEFAULT_OUT = "runs/distill"
 
 
@@ -86,7 +73,8 @@ def distill(
     ``"none"`` or ``"student_layer:teacher_layer,..."``), ``feature_loss`` (``mse``, ``cosine``,
     ``at``), ``spatial``, ``feature_norm``, ``teacher_image_size``, ``cache_teacher`` (see
     :class:`DistillConfig`). Every other keyword is a ``graft fit`` option (:class:`FitConfig`):
-    ``recipe``, ``epochs``, ``lr``, ``image_size``, ``augment``, ``out``...
+    ``recipe``, ``epochs``, ``lr``, ``image_size``, ``augment``, ``out``... The run is
+    :func:`graft.train.fit` itself with a distillation module (its ``module_factory`` hook).
 
     Example:
         >>> r = distill("data/pets", teacher="runs/big/bundle", student="efficientnet_lite0",
@@ -107,97 +95,83 @@ def distill(
     if student is not None:
         fit_opts["model"] = student
     fit_opts.setdefault("out", config.out if config is not None else DEFAULT_OUT)
-    fit_opts["cache_frozen"] = False  # the student's backbone must run: its features are distilled
-    cfg = _fit.resolve_config(data, config, fit_opts)
-    return _run(cfg, dcfg, teacher if isinstance(teacher, nn.Module) else dcfg.teacher, callbacks)
+    fit_opts["cache_frozen"] = False  # see _Job.build_module: the student's backbone must run
+    job = _Job(dcfg, load_teacher(teacher if isinstance(teacher, nn.Module) else dcfg.teacher))
+    result = fit(
+        data,
+        config=config,
+        callbacks=callbacks,
+        module_factory=job.build_module,
+        on_trained=job.finish,
+        **fit_opts,
+    )
+    return DistillResult(
+        result.run_dir, result.bundle, result.metrics, job.t_stats, job.s_stats, job.report,
+        result.history, result.config, dcfg,
+    )  # fmt: skip
 
 
-def _run(
-    cfg: FitConfig, dcfg: DistillConfig, teacher_source: Any, callbacks: list[pl.Callback] | None
-) -> DistillResult:
-    _fit._tune_allocator()
-    run = _fit.prepare_run_dir(cfg)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    splits = _fit._scan(cfg)
-    student = _fit.create_model(cfg, splits.num_classes)
-    if cfg.channels_last:
-        student = student.to(memory_format=torch.channels_last)
-    data_cfg = _fit._data_config(cfg, student, splits)
-    source = load_teacher(teacher_source)
-    alpha = _alpha(dcfg, source, splits.classes)
-    pairs = parse_pairs(dcfg.feature_pairs) if dcfg.beta > 0 else []
-    if not alpha and not pairs:
-        raise ConfigError(
-            "nothing to distill: logit KD is off (alpha=0 or the teacher does not know the task's classes) "
-            "and there are no feature pairs (beta=0 or feature_pairs='none'). Set feature_pairs='auto' "
-            "with beta > 0, or use a teacher bundle fine-tuned on the same classes."
+class _Job:
+    """The two hooks distill gives :func:`graft.train.fit`: build the module, then report."""
+
+    def __init__(self, dcfg: DistillConfig, source: TeacherSource) -> None:
+        self.dcfg, self.source = dcfg, source
+        self.alpha = 0.0
+        self.pairs: list[tuple[str, str]] = []
+        self.distiller: Distiller | None = None
+        self.t_stats = self.s_stats = ModelStats("", 0, float("nan"), None)
+        self.report = ""
+
+    def build_module(self, parts: FitParts) -> DistillModule:
+        """The student (``parts.model``), its adapters and the teacher in one DistillModule.
+
+        The frozen-backbone cache stays off (``cache_frozen=False``): its cached epochs feed the
+        head pooled features instead of images, and the teacher, the feature taps and the KD term
+        all need the images (see the README's note on caching).
+        """
+        dcfg, cfg, splits = self.dcfg, parts.cfg, parts.splits
+        self.alpha = _alpha(dcfg, self.source, splits.classes)
+        self.pairs = parse_pairs(dcfg.feature_pairs) if dcfg.beta > 0 else []
+        if not self.alpha and not self.pairs:
+            raise ConfigError(
+                "nothing to distill: logit KD is off (alpha=0 or the teacher does not know the task's classes) "
+                "and there are no feature pairs (beta=0 or feature_pairs='none'). Set feature_pairs='auto' "
+                "with beta > 0, or use a teacher bundle fine-tuned on the same classes."
+            )
+        options = module_options(parts)  # first: it may put the student in channels-last
+        teacher = Teacher(
+            self.source.model, self.source.data_config, parts.data_config,
+            [t for _, t in self.pairs], dcfg.teacher_image_size, _use_cache(dcfg, cfg),
+        )  # fmt: skip
+        self.distiller = Distiller(
+            parts.model, teacher, self.pairs, _sample_batch(parts.datamodule), dcfg.feature_loss,
+            dcfg.temperature, bool(self.alpha), dcfg.spatial, dcfg.feature_norm,
+        )  # fmt: skip
+        return DistillModule(self.distiller, splits.num_classes, self.alpha, dcfg.beta, **options)
+
+    def finish(
+        self, parts: FitParts, module: DistillModule, metrics: dict[str, float]
+    ) -> dict[str, float]:
+        """After training: remove hooks, measure teacher and student, write ``distill.json``."""
+        distiller = module.distiller
+        distiller.close()
+        same = self.source.classes is not None and list(self.source.classes) == list(
+            parts.splits.classes
         )
-    groups = ModelGroups.of(student)
-    plan = _fit.make_plan(cfg, groups, len(splits.train))
-    dm = _fit._make_datamodule(cfg, splits, data_cfg, plan)
-    cache = _use_cache(dcfg, cfg)
-    t = Teacher(
-        source.model,
-        source.data_config,
-        data_cfg,
-        [t for _, t in pairs],
-        dcfg.teacher_image_size,
-        cache,
-    )
-    distiller = Distiller(
-        student,
-        t,
-        pairs,
-        _sample_batch(dm),
-        dcfg.feature_loss,
-        dcfg.temperature,
-        bool(alpha),
-        dcfg.spatial,
-        dcfg.feature_norm,
-    )
-    module = DistillModule(
-        distiller, splits.num_classes, alpha, dcfg.beta, **_module_options(cfg, splits)
-    )
-    trainer, checkpoints = _make_trainer(cfg, run, plan, callbacks, dm)
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=_fit._resume_path(cfg, run), weights_only=True)
-    if trainer.interrupted:
-        raise GraftError(
-            f"distillation was interrupted; resume with `graft distill --resume --out {run}`."
-        )
-    seconds = time.perf_counter() - started
-    distiller.close()
-    _fit._load_best(module, checkpoints, cfg)
-    metrics = _fit._final_metrics(trainer, module, dm, seconds, len(splits.train), plan)
-    same = source.classes is not None and list(source.classes) == list(splits.classes)
-    t_stats, s_stats = _stats(
-        dcfg, source, t, module.eval_model(), data_cfg, dm, metrics, same, cfg
-    )
-    metrics.update(_report_metrics(t_stats, s_stats, t))
-    history = _fit.write_history(run, plan)
-    bundle = _fit.save_trained_bundle(
-        run / "bundle", module.eval_model(), splits.classes, data_cfg, cfg, plan, metrics
-    )
-    report = report_line(t_stats, s_stats)
-    write_json(
-        run / "distill.json",
-        _summary(dcfg, source, alpha, pairs, distiller, t_stats, s_stats, report),
-    )
-    write_json(
-        run / "metrics.json", {"metrics": metrics, "unfreezing": trainer.callbacks[0].events}
-    )
-    log.info("distill finished: %s", report)
-    return DistillResult(run, bundle, metrics, t_stats, s_stats, report, history, cfg, dcfg)
-
-
-def _make_trainer(
-    cfg: FitConfig, run: Path, plan: Any, callbacks: Any, dm: Any
-) -> tuple[pl.Trainer, Any]:
-    """graft fit's trainer (the step count per epoch is passed where its version takes it)."""
-    if "steps_per_epoch" in inspect.signature(_fit.make_trainer).parameters:
-        steps = max(1, len(dm.train_set) // cfg.batch_size)
-        return _fit.make_trainer(cfg, run, plan, callbacks, steps_per_epoch=steps)
-    return _fit.make_trainer(cfg, run, plan, callbacks)
+        measure = parts.is_global_zero  # accuracy and latency once, on the writing rank
+        self.t_stats, self.s_stats = _stats(
+            self.dcfg, self.source, distiller.teacher, module.eval_model(), parts, metrics,
+            same and measure, measure,
+        )  # fmt: skip
+        self.report = report_line(self.t_stats, self.s_stats)
+        if measure:
+            summary = _summary(
+                self.dcfg, self.source, self.alpha, self.pairs, distiller, self.t_stats,
+                self.s_stats, self.report,
+            )  # fmt: skip
+            write_json(parts.run / "distill.json", summary)
+            log.info("distill finished: %s", self.report)
+        return _report_metrics(self.t_stats, self.s_stats, distiller.teacher)
 
 
 # ------------------------------------------------------------------------------------ choices
@@ -254,25 +228,6 @@ def _sample_batch(dm: Any) -> torch.Tensor:
     return torch.stack(xs)
 
 
-def _module_options(cfg: FitConfig, splits: Any) -> dict[str, Any]:
-    weights = None
-    if cfg.balance == "weights":
-        from graft.data import class_weights
-
-        weights = class_weights([y for _, y in splits.train], splits.num_classes)
-    return {
-        "optimizer": cfg.optimizer,
-        "weight_decay": cfg.weight_decay,
-        "momentum": cfg.momentum,
-        "label_smoothing": cfg.label_smoothing,
-        "mixup": cfg.mixup,
-        "cutmix": cfg.cutmix,
-        "ema_decay": cfg.ema_decay if cfg.ema else None,
-        "class_weights": weights,
-        "channels_last": cfg.channels_last,
-    }
-
-
 # ------------------------------------------------------------------------------------- report
 
 
@@ -281,35 +236,33 @@ def _stats(
     source: TeacherSource,
     teacher: Teacher,
     student: nn.Module,
-    data_cfg: dict,
-    dm: Any,
+    parts: FitParts,
     metrics: dict,
-    same: bool,
-    cfg: FitConfig,
+    teacher_acc: bool,
+    latency: bool,
 ) -> tuple[ModelStats, ModelStats]:
     """Teacher and student: accuracy on the test split (else validation), parameters, latency.
 
     The teacher is evaluated with its own preprocessing (as ``graft evaluate`` would run its bundle).
     """
+    dm = parts.datamodule
     split = dm.splits.test if dm.test_set is not None else dm.splits.val
     s_acc = metrics.get("test_acc" if dm.test_set is not None else "val_acc")
     teacher.to("cpu")
-    t_acc = _teacher_accuracy(teacher, source, split, cfg) if split and same else None
+    t_acc = _teacher_accuracy(teacher, source, split, parts.cfg) if split and teacher_acc else None
     t_size = (
         teacher.input.channels,
         *(teacher.input.size or source.data_config["input_size"][-2:]),
     )
     student = student.cpu()
-    t_ms = cpu_latency_ms(teacher.model, t_size) if dcfg.latency else float("nan")
-    s_ms = cpu_latency_ms(student, tuple(data_cfg["input_size"])) if dcfg.latency else float("nan")
+    timed = latency and dcfg.latency
+    t_ms = cpu_latency_ms(teacher.model, t_size) if timed else float("nan")
+    s_size = tuple(parts.data_config["input_size"])
+    s_ms = cpu_latency_ms(student, s_size) if timed else float("nan")
+    name = getattr(student, "graft_spec", {}).get("name", "student")
     return (
         ModelStats(source.name, count_params(teacher.model), t_ms, t_acc),
-        ModelStats(
-            getattr(student, "graft_spec", {}).get("name", "student"),
-            count_params(student),
-            s_ms,
-            s_acc,
-        ),
+        ModelStats(name, count_params(student), s_ms, s_acc),
     )
 
 

@@ -29,6 +29,8 @@ from graft.train.module import GraftModule
 class DistillModule(GraftModule):
     """Trains ``distiller.student`` against ``distiller.teacher`` with graft fit's machinery."""
 
+    command = "graft distill"  # what graft fit's messages name (e.g. how to resume)
+
     def __init__(
         self,
         distiller: Distiller,

@@ -160,8 +160,19 @@ class FitDataModule(pl.LightningDataModule):
             num_workers=workers,
             persistent_workers=workers > 0,
             collate_fn=collate_skip,
-            drop_last=train and self.drop_last and len(dataset) > self.batch_size,
+            drop_last=train and self._drop_last(len(dataset)),
         )
+
+    def _drop_last(self, n: int) -> bool:
+        """Drop an incomplete last training batch when asked (mixup pairs), or when it would hold
+        a single image: BatchNorm in train mode cannot normalise one value per channel (a 1x1 map
+        after the last stage) and fails. Under DDP each rank's share (``ceil(n / world)``) counts.
+        """
+        if n <= self.batch_size:
+            return False
+        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+        per_rank = -(-n // max(1, int(world)))
+        return self.drop_last or (per_rank > self.batch_size and per_rank % self.batch_size == 1)
 
     def _balanced_weights(self) -> list[float]:
         labels = [y for _, y in self.splits.train]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,58 @@ class FitResult:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class FitParts:
+    """What :func:`fit` built before training: handed to its ``module_factory`` and ``on_trained`` hooks.
+
+    ``trainer`` is set once the Lightning ``Trainer`` exists (so ``on_trained`` sees it).
+
+    Example:
+        >>> def factory(parts: FitParts) -> GraftModule:  # doctest: +SKIP
+        ...     return MyModule(parts.model, parts.splits.num_classes, **module_options(parts))
+        >>> fit("data/pets", module_factory=factory, out="runs/mine")  # doctest: +SKIP
+    """
+
+    cfg: FitConfig
+    run: Path
+    splits: Any
+    model: torch.nn.Module
+    data_config: dict[str, Any]
+    groups: ModelGroups
+    plan: Plan
+    datamodule: FitDataModule
+    trainer: pl.Trainer | None = None
+
+    @property
+    def is_global_zero(self) -> bool:
+        """True on the process that writes the run's files (rank 0, or the only one)."""
+        return self.trainer.is_global_zero if self.trainer is not None else is_rank_zero()
+
+
+ModuleFactory = Callable[[FitParts], GraftModule]
+TrainedHook = Callable[[FitParts, GraftModule, dict[str, float]], Mapping[str, float] | None]
+
+
 def fit(
     data: str | None = None,
     *,
     config: FitConfig | None = None,
     callbacks: list[pl.Callback] | None = None,
+    module_factory: ModuleFactory | None = None,
+    on_trained: TrainedHook | None = None,
     **options: Any,
 ) -> FitResult:
     """Fine-tune a pretrained model on the images under ``data``; see :class:`FitConfig` for options.
+
+    Extension hooks (how ``graft distill`` runs on this exact code path):
+
+    - ``module_factory(parts) -> GraftModule``: builds the LightningModule from the
+      :class:`FitParts` (model, splits, plan, data module...); default :func:`default_module`. A
+      subclass of :class:`GraftModule` keeps the recipes, phases, schedules, checkpoints and resume.
+    - ``on_trained(parts, module, metrics) -> extra metrics``: called on every rank once the best
+      weights are loaded and validated/tested, before ``metrics.json`` and the bundle are written;
+      the mapping it returns joins the metrics (both files). Write extra run files here, on
+      ``parts.is_global_zero`` only.
 
     Example:
         >>> r = fit("data/flowers", recipe="auto", out="runs/flowers")  # doctest: +SKIP
@@ -78,35 +123,85 @@ def fit(
     if cfg.resume:
         check_resume_checkpoint(run / "checkpoints" / "last.ckpt", run)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    parts = prepare_fit(cfg, run)
+    module = (module_factory or default_module)(parts)
+    dm, plan = parts.datamodule, parts.plan
+    _setup_cache(cfg, module, dm, plan, parts.groups)
+    trainer, checkpoints = make_trainer(
+        cfg, run, plan, callbacks, steps_per_epoch=len(dm.train_set) // cfg.batch_size
+    )
+    parts.trainer = trainer
+    started = time.perf_counter()
+    _train(trainer, module, dm, cfg, run)
+    if trainer.interrupted:
+        command = getattr(module, "command", "graft fit")
+        raise GraftError(f"training was interrupted; resume with `{command} --resume --out {run}`.")
+    seconds = time.perf_counter() - started
+    history = write_history(run, plan) if trainer.is_global_zero else []
+    _load_best(module, checkpoints, cfg)
+    metrics = _final_metrics(trainer, module, dm, seconds, len(parts.splits.train), plan)
+    if on_trained is not None:
+        metrics.update(on_trained(parts, module, metrics) or {})
+    events = trainer.callbacks[0].events if trainer.callbacks else []
+    bundle = run / "bundle"
+    if trainer.is_global_zero:  # one writer under DDP; the other ranks wait for its files
+        bundle = save_trained_bundle(
+            bundle, module.eval_model(), parts.splits.classes, parts.data_config, cfg, plan, metrics
+        )
+        write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events})
+        # <- rank 0, every run file written: the place for the run report
+    trainer.strategy.barrier("graft-fit-outputs")
+    log.info("fit finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return FitResult(run, bundle, metrics, history, cfg, events)
+
+
+def prepare_fit(cfg: FitConfig, run: Path) -> FitParts:
+    """Scan the data, build the model, its data config, groups, the recipe's plan and the data module.
+
+    Example:
+        >>> parts = prepare_fit(FitConfig(data="data/pets", out="runs/p"), Path("runs/p"))  # doctest: +SKIP
+        >>> parts.splits.num_classes, len(parts.plan.phases)  # doctest: +SKIP
+        (37, 2)
+    """
     splits = _scan(cfg)
     model = create_model(cfg, splits.num_classes)
     data_cfg = _data_config(cfg, model, splits)
     groups = ModelGroups.of(model)
     plan = make_plan(cfg, groups, len(splits.train), tuple(getattr(model, "graft_new_params", ())))
-    module = _make_module(cfg, model, splits, groups)
     dm = _make_datamodule(cfg, splits, data_cfg, plan)
-    _setup_cache(cfg, module, dm, plan, groups)
-    trainer, checkpoints = make_trainer(
-        cfg, run, plan, callbacks, steps_per_epoch=len(dm.train_set) // cfg.batch_size
-    )
-    started = time.perf_counter()
-    _train(trainer, module, dm, cfg, run)
-    if trainer.interrupted:
-        raise GraftError(f"training was interrupted; resume with `graft fit --resume --out {run}`.")
-    seconds = time.perf_counter() - started
-    history = write_history(run, plan) if trainer.is_global_zero else []
-    _load_best(module, checkpoints, cfg)
-    metrics = _final_metrics(trainer, module, dm, seconds, len(splits.train), plan)
-    events = trainer.callbacks[0].events if trainer.callbacks else []
-    bundle = run / "bundle"
-    if trainer.is_global_zero:  # one writer under DDP; the other ranks wait for its files
-        bundle = save_trained_bundle(
-            bundle, module.eval_model(), splits.classes, data_cfg, cfg, plan, metrics
-        )
-        write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events})
-    trainer.strategy.barrier("graft-fit-outputs")
-    log.info("fit finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return FitResult(run, bundle, metrics, history, cfg, events)
+    return FitParts(cfg, run, splits, model, data_cfg, groups, plan, dm)
+
+
+def default_module(parts: FitParts) -> GraftModule:
+    """graft fit's LightningModule for ``parts`` (cross-entropy, mixup/cutmix, EMA, class weights).
+
+    Example:
+        >>> module = default_module(prepare_fit(cfg, run))  # doctest: +SKIP
+    """
+    return GraftModule(parts.model, parts.splits.num_classes, **module_options(parts))
+
+
+def module_options(parts: FitParts) -> dict[str, Any]:
+    """:class:`GraftModule` keyword arguments from the config (puts the model in channels-last if asked).
+
+    Example:
+        >>> sorted(module_options(parts))[:3]  # doctest: +SKIP
+        ['channels_last', 'class_weights', 'cutmix']
+    """
+    cfg, splits = parts.cfg, parts.splits
+    weights = None
+    if cfg.balance == "weights":
+        from graft.data import class_weights
+
+        weights = class_weights([y for _, y in splits.train], splits.num_classes)
+    if cfg.channels_last:
+        parts.model.to(memory_format=torch.channels_last)  # in place: modules convert their tensors
+    return {
+        "optimizer": cfg.optimizer, "weight_decay": cfg.weight_decay, "momentum": cfg.momentum,
+        "label_smoothing": cfg.label_smoothing, "mixup": cfg.mixup, "cutmix": cfg.cutmix,
+        "ema_decay": cfg.ema_decay if cfg.ema else None, "class_weights": weights,
+        "channels_last": cfg.channels_last, "groups": parts.groups, "seed": cfg.seed,
+    }  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------- config
@@ -278,17 +373,9 @@ def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[st
 def _make_module(
     cfg: FitConfig, model: torch.nn.Module, splits: Any, groups: ModelGroups
 ) -> GraftModule:
-    weights = None
-    if cfg.balance == "weights":
-        from graft.data import class_weights
-
-        weights = class_weights([y for _, y in splits.train], splits.num_classes)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return GraftModule(
-        model, splits.num_classes, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.label_smoothing,
-        cfg.mixup, cfg.cutmix, cfg.ema_decay if cfg.ema else None, weights, cfg.channels_last, groups, cfg.seed,
-    )  # fmt: skip
+    """graft fit's module without a data module (``graft.train.lr_finder`` builds its own)."""
+    parts = FitParts(cfg, Path(cfg.out), splits, model, {}, groups, None, None)  # type: ignore[arg-type]
+    return default_module(parts)
 
 
 def _make_datamodule(
