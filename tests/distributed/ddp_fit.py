@@ -8,7 +8,11 @@ set, so every rank records into ``TRACE_DIR/rank{R}.json``:
 - ``writes``: every path written through ``graft.io`` (atomic writes) by this rank;
 - ``epochs``: per training epoch, the number of trainable parameters and the phase name;
 - ``state_sha``: sha256 of the final model weights (identical on all ranks when DDP stayed in step);
+- ``steps``: optimizer steps done when training starts (after a resume) and at the end;
 - ``metrics``: what ``fit`` returned.
+
+``crash_after=E`` (optional) raises on every rank once epoch ``E`` has finished (its checkpoint
+written), as a crash mid-schedule would; the process then exits with an error and writes no record.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ class Recorder(pl.Callback):
     def __init__(self) -> None:
         self.epochs: list[dict] = []
         self.state_sha = ""
+        self.steps: list[int] = []  # optimizer steps done at train start and at the end
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.steps.append(trainer.global_step)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         trainable = sum(p.numel() for p in pl_module.model.parameters() if p.requires_grad)
@@ -48,10 +56,22 @@ class Recorder(pl.Callback):
         )
 
     def on_fit_end(self, trainer, pl_module) -> None:
+        self.steps.append(trainer.global_step)
         digest = hashlib.sha256()
         for name, tensor in sorted(pl_module.model.state_dict().items()):
             digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
         self.state_sha = digest.hexdigest()
+
+
+class CrashAfter(pl.Callback):
+    """Raises on every rank once epoch ``epoch`` has finished (its checkpoint written)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"simulated crash after epoch {self.epoch}")
 
 
 def main() -> None:
@@ -77,10 +97,14 @@ def main() -> None:
     from graft.train import fit
 
     recorder = Recorder()
-    result = fit(data, out=out, callbacks=[recorder], **options)
+    callbacks: list[pl.Callback] = [recorder]
+    if "crash_after" in options:
+        callbacks.append(CrashAfter(int(options.pop("crash_after"))))
+    result = fit(data, out=out, callbacks=callbacks, **options)
     Path(trace).mkdir(parents=True, exist_ok=True)
     (Path(trace) / f"rank{rank}.json").write_text(
         json.dumps({"writes": writes, "epochs": recorder.epochs, "state_sha": recorder.state_sha,
+                    "steps": recorder.steps,
                     "metrics": result.metrics, "events": result.events}, default=str)
     )  # fmt: skip
 
