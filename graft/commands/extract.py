@@ -3,12 +3,16 @@
 Example:
     $ graft extract data/pets --model efficientnet_lite0 --image-size 128 --out feats/pets
     $ graft extract data/pets --model resnet50 --pool none --image-size 256 --layer 4 --out feats/maps
+    $ graft extract data/pets --model efficientnet_lite0+vit_tiny_patch16_224 \
+          --model-arg 'pretrained={cnn: true, vit: false}' --model-arg 'branch_kwargs={vit: {img_size: 64}}'
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from graft.train.cli_options import key_value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", help="ImageFolder, folder with train/val/test, or CSV of path,label")
     p.add_argument(
         "--model", default="efficientnet_lite0", help="backbone (default efficientnet_lite0)"
+    )
+    p.add_argument(
+        "--model-arg",
+        dest="model_args",
+        action="append",
+        type=key_value,
+        default=None,
+        metavar="KEY=VALUE",
+        help="extra model argument, YAML value, repeatable, as in graft fit (hybrids: fusion=gated, "
+        "'pretrained={cnn: true, vit: false}', 'branch_kwargs={vit: {img_size: 64}}')",
     )
     p.add_argument(
         "--layer",
@@ -99,6 +113,7 @@ def _extract(args: argparse.Namespace, out: str) -> str:
         pretrained=not args.random_init,
         device=device,
         progress=not args.quiet,
+        model_args=dict(args.model_args or []),
     )
     counts = ", ".join(f"{s} {f.splits.count(s)}" for s in f.split_names)
     shape = tuple(f.features.shape[1:])

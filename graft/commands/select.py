@@ -3,6 +3,8 @@
 Example:
     $ graft select data/pets --available --latency-budget 20ms --out runs/select
     $ graft select data/pets --candidates efficientnet_lite0,tv:mobilenet_v2 --json
+    $ graft select data/pets --candidates efficientnet_lite0,efficientnet_lite0+vit_tiny_patch16_224 \
+          --model-arg 'efficientnet_lite0+vit_tiny_patch16_224:pretrained={cnn: true, vit: false}'
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from graft.errors import ConfigError
+from graft.train.cli_options import key_value
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(ms|s|us)?\s*$", re.IGNORECASE)
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001, None: 1.0}
@@ -34,6 +38,35 @@ def parse_latency(text: str) -> float:
     if value <= 0:
         raise ConfigError(f"latency budget must be positive, got {text!r}.")
     return value
+
+
+def candidate_arg(text: str) -> tuple[str, str, Any]:
+    """``[CANDIDATE:]KEY=VALUE`` -> ``(CANDIDATE or "*", KEY, VALUE parsed as YAML)``.
+
+    The candidate is everything before the last ``:`` left of the ``=`` (names such as
+    ``tv:mobilenet_v2`` keep their colon); without it the argument applies to every candidate.
+
+    Example:
+        >>> candidate_arg("a+b:pretrained={cnn: true, vit: false}")
+        ('a+b', 'pretrained', {'cnn': True, 'vit': False})
+        >>> candidate_arg("tv:mobilenet_v2:drop_rate=0.1"), candidate_arg("drop_rate=0.1")
+        (('tv:mobilenet_v2', 'drop_rate', 0.1), ('*', 'drop_rate', 0.1))
+    """
+    key, value = key_value(text)
+    candidate, sep, name = key.rpartition(":")
+    if sep and not (candidate.strip() and name.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected CANDIDATE:KEY=VALUE or KEY=VALUE (e.g. 'a+b:fusion=gated'), got {text!r}"
+        )
+    return (candidate.strip() or "*", name.strip(), value)
+
+
+def model_args_from(items: list[tuple[str, str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Group parsed ``--model-arg`` items by candidate (``"*"``: every candidate)."""
+    out: dict[str, dict[str, Any]] = {}
+    for candidate, key, value in items or []:
+        out.setdefault(candidate, {})[key] = value
+    return out
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -100,6 +133,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "candidate: isolated, but a Python start each), off",
     )
     p.add_argument("--no-memory", action="store_true", help="same as --memory off")
+    p.add_argument(
+        "--model-arg",
+        dest="model_args",
+        action="append",
+        type=candidate_arg,
+        default=None,
+        metavar="[CANDIDATE:]KEY=VALUE",
+        help="extra model argument (YAML value, repeatable, as in graft fit) for one candidate, "
+        "or for every candidate without the prefix; e.g. "
+        "'resnet18+vit_small_patch16_224:pretrained={cnn: true, vit: false}'",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--out", default="runs/select", help="folder for selection.json/.txt and the PNG"
@@ -130,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         memory="off" if args.no_memory else args.memory,
         seed=args.seed,
         out=args.out,
+        model_args=model_args_from(args.model_args),
     )
     if args.json:
         print(Path(result.files["json"]).read_text(encoding="utf-8"), end="")

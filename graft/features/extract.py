@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from graft import distributed
 from graft.data.images import os_error_reason
-from graft.errors import DataError
+from graft.errors import ConfigError, DataError
 from graft.features.arrays import Features
 from graft.features.layers import LayerReader
 from graft.features.store import Entry, FeatureStore, file_identity
@@ -57,6 +57,7 @@ def extract(
     device: str = "cpu",
     progress: bool = True,
     shard_rows: int = SHARD_ROWS,
+    model_args: Mapping[str, Any] | None = None,
 ) -> Features:
     """Extract features of every image in ``data`` (a folder, a CSV, or :class:`graft.data.Splits`).
 
@@ -64,15 +65,23 @@ def extract(
     ``layer``: ``None`` (last stage), a stage index into ``model.feature_info`` or a module name.
     ``pool``: ``avg`` / ``max`` give vectors, ``none`` keeps maps (a ResNet at 256 px: 8x8).
     ``out``: a folder for the feature store; ``resume=False`` ignores what is stored there.
+    ``model_args``: extra arguments for :func:`graft.create_model` when ``model`` is a name, e.g. for
+    a hybrid ``{"fusion": "gated", "pretrained": {"cnn": True, "vit": False}}`` (a ``pretrained``
+    given here decides unless ``pretrained=False``).
 
     Example:
         >>> f = extract("data/pets", model="test_resnet", pool="none", image_size=256,
         ...             pretrained=False)  # doctest: +SKIP
         >>> f.features.shape[-2:]  # doctest: +SKIP
         (8, 8)
+        >>> f = extract("data/pets", model="efficientnet_lite0+vit_tiny_patch16_224",
+        ...             model_args={"pretrained": {"cnn": True, "vit": False},
+        ...                         "branch_kwargs": {"vit": {"img_size": 64}}})  # doctest: +SKIP
+        >>> f.features.shape[1]  # the fused width: 1280 (Lite0) + 192 (ViT-Tiny)  # doctest: +SKIP
+        1472
     """
     tune_allocator()
-    net, name = _load_model(model, pretrained)
+    net, name = _load_model(model, pretrained, model_args)
     splits = _scan(data)
     samples = _tagged_samples(splits)
     data_cfg = _data_config(net, image_size)
@@ -88,13 +97,28 @@ def extract(
 # ----------------------------------------------------------------------------------- set-up steps
 
 
-def _load_model(model: str | nn.Module, pretrained: bool) -> tuple[nn.Module, str]:
+def _load_model(
+    model: str | nn.Module, pretrained: bool, model_args: Mapping[str, Any] | None = None
+) -> tuple[nn.Module, str]:
     if isinstance(model, nn.Module):
+        if model_args:
+            raise ConfigError(
+                "model_args only apply when model is a name; this model is already built "
+                f"({type(model).__name__}). Build it with those arguments, or pass its name."
+            )
         spec = getattr(model, "graft_spec", None) or {}
         return model, str(spec.get("name", type(model).__name__))
     from graft.models import create_model
 
-    return create_model(str(model), num_classes=0, pretrained=pretrained), str(model)
+    kwargs = dict(model_args or {})
+    wanted = kwargs.pop("pretrained", True)
+    weights = wanted if pretrained else _all_false(wanted)
+    return create_model(str(model), num_classes=0, pretrained=weights, **kwargs), str(model)
+
+
+def _all_false(pretrained: Any) -> Any:
+    """Random weights everywhere; a per-branch mapping keeps its keys (so typos are still caught)."""
+    return dict.fromkeys(pretrained, False) if isinstance(pretrained, Mapping) else False
 
 
 def _scan(data: Any) -> Any:

@@ -17,16 +17,24 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from graft.errors import ConfigError, GraftError, UnknownNameError, raise_unknown
+from graft.errors import (
+    ConfigError,
+    GraftError,
+    UnknownNameError,
+    WeightsNotFoundError,
+    raise_unknown,
+)
 from graft.log import get_logger
 from graft.select.cost import check_device, measure_cost, quick_peak_memory, start_peak_memory
 from graft.select.extract import Extracted, extract_features
@@ -44,6 +52,7 @@ MEMORY_MODES = ("fast", "process", "off")
 RANK_BY = (*SCORE_NAMES, "consensus")
 SOURCE_SCORES = ("leep", "nce")  # need the pretrained classifier's probabilities
 CONTROL_SUFFIX = "@random"
+EVERY_CANDIDATE = "*"  # model_args key for arguments that apply to every candidate
 
 
 def select(
@@ -66,6 +75,7 @@ def select(
     memory: bool | str = "fast",
     seed: int = 0,
     out: str | os.PathLike | None = None,
+    model_args: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> SelectionResult:
     """Measure each candidate backbone on ``data`` and this device; return the ranked table.
 
@@ -78,6 +88,12 @@ def select(
     ``hscore``, ``leep``, ``nce`` to compute them too. ``repeats``: timed passes per latency median.
     ``memory``: ``"fast"`` (one pass in this process), ``"process"`` (a fresh process per candidate,
     isolated but a Python start and imports each; ``True`` means this), ``"off"`` (``False``).
+    ``model_args``: per candidate name, extra :func:`graft.create_model` arguments (``"*"``: every
+    candidate), e.g. a hybrid with a randomly initialised ViT branch:
+    ``{"resnet18+vit_small_patch16_224": {"pretrained": {"cnn": True, "vit": False}}}``.
+    LEEP and NCE need the backbone's pretrained classifier: for hybrids and other models without
+    one they are left empty with a note (``row["score_notes"]``), and the consensus ranks such a
+    candidate on the other scores.
     With ``out``, writes ``selection.json``,
     ``selection.txt`` and ``score_vs_latency.png`` there.
 
@@ -90,6 +106,7 @@ def select(
     settings = _settings(locals())
     ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
     names = _candidate_names(candidates, available)
+    settings["model_args"] = check_model_args(model_args, names)
     splits = _scan(data)
     profile = dataset_profile(splits, seed=seed).to_dict()
     context = {**profile, "latency_budget_ms": latency_budget_ms, "device": device}
@@ -106,7 +123,11 @@ def select(
         (r["candidate"] for r in rows if not r["control"] and r["within_budget"] is not False), None
     )
     result.fit_command = (
-        fit_command(data, result.top, image_size, device, pretrained) if result.top else None
+        fit_command(
+            data, result.top, image_size, device, pretrained, args_for(settings, result.top)
+        )
+        if result.top
+        else None
     )
     if result.top is None and rows:
         result.warnings.append(_no_pick_reason(rows, latency_budget_ms))
@@ -168,6 +189,44 @@ def _memory_mode(memory: bool | str) -> str:
     if memory not in MEMORY_MODES:
         raise_unknown("memory mode", str(memory), MEMORY_MODES)
     return str(memory)
+
+
+def check_model_args(
+    model_args: Mapping[str, Mapping[str, Any]] | None, names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Validate per-candidate model arguments (keys: candidate names or ``"*"``); a JSON-ready copy.
+
+    Example:
+        >>> check_model_args({"a+b": {"fusion": "gated"}}, ["a+b", "c"])
+        {'a+b': {'fusion': 'gated'}}
+    """
+    if not model_args:
+        return {}
+    if not isinstance(model_args, Mapping):
+        raise ConfigError(
+            "model_args must map a candidate name (or '*' for every candidate) to its arguments, "
+            f"e.g. {{'a+b': {{'fusion': 'gated'}}}}; got {type(model_args).__name__}."
+        )
+    out = {}
+    for name, args in model_args.items():
+        if name != EVERY_CANDIDATE and name not in names:
+            raise_unknown(
+                "candidate in model_args",
+                str(name),
+                [*names, EVERY_CANDIDATE],
+                hint="Prefix a model argument with one of the candidates "
+                "(--model-arg 'NAME:KEY=VALUE'), or leave the prefix out for every candidate.",
+            )
+        if not isinstance(args, Mapping):
+            raise ConfigError(f"model_args for {name} must be a mapping, got {args!r}.")
+        out[str(name)] = json.loads(json.dumps(dict(args)))  # recorded in selection.json
+    return out
+
+
+def args_for(settings: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The model arguments of candidate ``name``: the ``"*"`` ones, then its own on top."""
+    given = settings.get("model_args") or {}
+    return copy.deepcopy({**given.get(EVERY_CANDIDATE, {}), **given.get(name, {})})
 
 
 def _candidate_names(candidates: Sequence[str] | str | None, available: bool) -> list[str]:
@@ -236,7 +295,7 @@ def _measure_one(a: Advice, ruleset: RuleSet, context: dict, sample: list, setti
     from graft.models import create_model
 
     log.info("measuring %s", a.name)
-    model = create_model(a.name, pretrained=settings["pretrained"])
+    model = _build(create_model, a.name, settings)
     data_cfg = resolve_data_config(model, image_size=settings["image_size"])
     facts = {
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
@@ -251,11 +310,33 @@ def _measure_one(a: Advice, ruleset: RuleSet, context: dict, sample: list, setti
     return row
 
 
+def _build(create_model: Any, name: str, settings: dict, pretrained: bool = True) -> Any:
+    """Candidate ``name`` with its model arguments; a missing-weights error says how to go on."""
+    kwargs = args_for(settings, name)
+    wanted = kwargs.pop("pretrained", True)
+    weights = wanted if (pretrained and settings["pretrained"]) else _all_false(wanted)
+    try:
+        return create_model(name, pretrained=weights, **kwargs)
+    except WeightsNotFoundError as e:
+        if "+" not in name:
+            raise
+        raise WeightsNotFoundError(
+            f"{e} For a hybrid, start that branch from random weights with "
+            f"--model-arg '{name}:pretrained={{cnn: true, vit: false}}' (Python: "
+            f"model_args={{'{name}': {{'pretrained': {{'vit': False}}}}}})."
+        ) from e
+
+
+def _all_false(pretrained: Any) -> Any:
+    """Random weights everywhere; a per-branch mapping keeps its keys (so typos are still caught)."""
+    return dict.fromkeys(pretrained, False) if isinstance(pretrained, Mapping) else False
+
+
 def _control_row(name: str, sample: list, settings: dict) -> dict:
     from graft.data import resolve_data_config
     from graft.models import create_model
 
-    model = create_model(name, pretrained=False)
+    model = _build(create_model, name, settings, pretrained=False)
     data_cfg = resolve_data_config(model, image_size=settings["image_size"])
     row = _evaluate(model, name + CONTROL_SUFFIX, data_cfg, sample, settings, pretrained=False)
     row["family"], row["notes"] = (
@@ -279,7 +360,7 @@ def _evaluate(
         else None
     )
     want_source = pretrained and any(s in settings["scores"] for s in SOURCE_SCORES)
-    has_head = getattr(model, "num_classes", 0) > 0
+    has_head = _has_source_head(model)
     store = Path(settings["out"]) / "features" / _safe(name) if settings["out"] else None
     ex = extract_features(
         model,
@@ -312,8 +393,27 @@ def _evaluate(
         "sampled_images": int(ex.features.shape[0]),
         "extract_seconds": ex.seconds,
     }
+    row["source_head"] = _source_head_note(model, pretrained, has_head)
     row.update(_scores(ex, settings["scores"], settings["seed"], row))
     return row
+
+
+def _has_source_head(model: Any) -> bool:
+    """True when the model still has its pretrained classifier (a hybrid never has one)."""
+    if "branches" in (getattr(model, "pretrained_cfg", None) or {}):
+        return False
+    return getattr(model, "num_classes", 0) > 0
+
+
+def _source_head_note(model: Any, pretrained: bool, has_head: bool) -> str | None:
+    """Why LEEP/NCE cannot be computed for this model (None when they can)."""
+    if "branches" in (getattr(model, "pretrained_cfg", None) or {}):
+        return "a hybrid has no pretrained classifier (its fused features feed a new head)"
+    if not pretrained:
+        return "random weights: no pretrained classifier"
+    if not has_head:
+        return "the model has no pretrained classifier"
+    return None
 
 
 def _scores(ex: Extracted, names: Sequence[str], seed: int, row: dict) -> dict[str, float | None]:
@@ -322,8 +422,10 @@ def _scores(ex: Extracted, names: Sequence[str], seed: int, row: dict) -> dict[s
     for name in names:
         if name in SOURCE_SCORES and ex.source_probs is None:
             out[name] = None
+            reason = row.get("source_head") or "no source-classifier probabilities"
             row.setdefault("score_notes", []).append(
-                f"{name}: skipped, needs the pretrained source classifier's probabilities"
+                f"{name}: skipped, it needs the pretrained source classifier's probabilities; "
+                f"{reason}"
             )
             continue
         started = time.perf_counter()
@@ -366,22 +468,33 @@ def rank_rows(rows: list[dict], settings: dict) -> list[str]:
 def consensus(rows: Sequence[dict], scores: Sequence[str]) -> list[float]:
     """Mean over ``scores`` of each row's rank scaled to 0 (worst) .. 1 (best); ties share ranks.
 
+    A score that does not apply to a row (``None``, e.g. LEEP for a hybrid) is left out of that row's
+    mean and of the ranking for that score; a score that failed (NaN) ranks last.
+
     Example:
         >>> consensus([{"a": 1.0, "b": 0.5}, {"a": 2.0, "b": 0.5}], ["a", "b"])
         [0.25, 0.75]
+        >>> consensus([{"a": 1.0, "b": None}, {"a": 2.0, "b": 0.5}, {"a": 3.0, "b": 0.1}], ["a", "b"])
+        [0.0, 0.75, 0.5]
     """
     from scipy.stats import rankdata
 
     per_score = []
     for name in scores:
+        present = np.array([r.get(name) is not None for r in rows])
         vals = np.array([_num(r.get(name)) for r in rows])
         if np.isfinite(vals).sum() < 1:
             continue
-        ranks = rankdata(np.where(np.isfinite(vals), vals, -np.inf))
-        per_score.append((ranks - 1) / max(len(rows) - 1, 1))
+        scaled = np.full(len(rows), np.nan)
+        ranks = rankdata(vals[present])
+        scaled[present] = (ranks - 1) / max(int(present.sum()) - 1, 1)
+        per_score.append(scaled)
     if not per_score:
         return [float("nan")] * len(rows)
-    return [float(v) for v in np.mean(per_score, axis=0)]
+    stacked = np.array(per_score)
+    counts = np.isfinite(stacked).sum(axis=0)
+    means = np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
+    return [float(v) for v in means]
 
 
 def _num(value: Any) -> float:
@@ -417,8 +530,9 @@ def fit_command(
     image_size: int | None = None,
     device: str = "cpu",
     pretrained: bool = True,
+    model_args: Mapping[str, Any] | None = None,
 ) -> str:
-    """The ``graft fit`` command line that fine-tunes ``model`` on ``data``.
+    """The ``graft fit`` command line that fine-tunes ``model`` on ``data`` (with its model arguments).
 
     Example:
         >>> fit_command("data/my pets", "efficientnet_lite0", image_size=128)
@@ -431,8 +545,22 @@ def fit_command(
         parts += ["--accelerator", "gpu"]
     if not pretrained:
         parts += ["--weights", "none"]
+    for key, value in (model_args or {}).items():
+        parts += ["--model-arg", f"{key}={_yaml_flow(value)}"]
     parts += ["--out", f"runs/fit-{_safe(model)}"]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _yaml_flow(value: Any) -> str:
+    """A value as one-line YAML (what ``--model-arg KEY=VALUE`` reads back)."""
+    import yaml
+
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10**6)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
 
 
 def _safe(name: str) -> str:

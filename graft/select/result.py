@@ -133,6 +133,9 @@ class SelectionResult:
         ]
         if effects:
             parts.append("rule effects on the order of measurement:\n" + "\n".join(effects))
+        notes = [f"  {r['candidate']}: {n}" for r in self.rows for n in r.get("score_notes", [])]
+        if notes:
+            parts.append("scores not computed (shown as -):\n" + "\n".join(notes))
         parts += [f"warning: {w}" for w in self.warnings]
         if self.top:
             parts.append(f"top pick: {self.top}\n  {self.fit_command}")
