@@ -4,11 +4,23 @@
   stored as int8, activations quantised on the fly; needs no data. Convolutions stay fp32: dynamic
   ``ConvInteger`` runs several times slower than fp32 convolutions in onnxruntime's CPU kernels
   (8x on EfficientNet-Lite0 here), so CNNs should use ``int8-static``.
-- ``int8-static``: convolutions and matrix multiplications with 8-bit weights (per channel) and
-  activations (QDQ format), activation ranges calibrated (min/max) on a few hundred preprocessed
-  images. Measured on EfficientNet-Lite0 trained on the animals sample (200 test images): this setting
-  (unsigned 8-bit weights, Conv/MatMul only) lost 1.5 points; signed weights lost 6-16 points
-  (x86 u8s8 saturation), and also quantising residual adds, pooling and the classifier lost 29 points.
+- ``int8-static``: every operator onnxruntime can quantise (convolutions, residual adds, pooling, the
+  classifier) in QDQ format, activations as uint8 with ranges calibrated on images from the train
+  split (stratified by class), weights per output channel. Settings are an :class:`Int8Options`.
+
+Defaults, measured on EfficientNet-Lite0 trained on the animals sample (500 test images, fp32 0.938;
+x86 CPU with AVX2 but no VNNI; see ``bench/bench_export.py`` and the README for the full table):
+
+- ``weights="int8"``: signed weights with 7-bit range (``reduce_range``). onnxruntime's fast x86
+  kernels multiply uint8 activations by int8 weights with ``vpmaddubsw``, whose 16-bit pairwise sums
+  saturate with full 8-bit weights (-14.8 points with every layer quantised at 8 bits; -5.8 at 7 bits).
+  ``weights="uint8"`` (8-bit asymmetric) is the most accurate (+0.2 points) but runs through slower
+  uint8 x uint8 kernels: 2-3x slower than fp32 on this CPU.
+- ``keep_fp32=("stem",)``: the first convolution (raw normalised pixels in, 3 input channels) is the
+  layer that loses most when quantised: keeping it in fp32 takes the 7-bit setting from -5.8 to -1.8
+  points. Depthwise convolutions were not the culprits here (keeping them in fp32: -10.4), nor the
+  classifier (-5.6 without the stem kept).
+- ``method="minmax"``: entropy and percentile calibration were no better here and 2-3x slower.
 
 Example:
     >>> quantize_model("fp32.onnx", "int8.onnx", "int8-static", calibration=batches)  # doctest: +SKIP
@@ -22,16 +34,17 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from graft.errors import ConfigError
+from graft.errors import ConfigError, raise_unknown
+from graft.export.options import LAYER_GROUPS, Int8Options
 from graft.export.runtime import INPUT_NAME
 from graft.log import get_logger
 
 QUANTIZE_MODES = ("int8-dynamic", "int8-static")
 DYNAMIC_OPS = ["MatMul", "Gemm"]
-STATIC_OPS = ["Conv", "MatMul"]
 log = get_logger("graft.export")
 
 
@@ -76,11 +89,19 @@ def quantize_model(
     dst: str | os.PathLike,
     mode: str,
     calibration: Iterable[np.ndarray] | None = None,
+    options: Int8Options | None = None,
 ) -> Path:
-    """Quantise the ONNX model ``src`` into ``dst`` (``mode`` from :data:`QUANTIZE_MODES`)."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    """Quantise the ONNX model ``src`` into ``dst`` (``mode`` from :data:`QUANTIZE_MODES`).
+
+    ``calibration``: float32 batches (``int8-static``); ``options``: static settings (default
+    :class:`Int8Options`). The model is first prepared with onnxruntime's ``quant_pre_process``
+    (constant folding, shape inference).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if mode not in QUANTIZE_MODES:
+        raise ConfigError(f"unknown quantize mode '{mode}'; valid: {', '.join(QUANTIZE_MODES)}")
     with tempfile.TemporaryDirectory() as work, _quiet_root_logger():
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(os.fspath(src), os.fspath(prepared), skip_symbolic_shape=True)
@@ -92,22 +113,78 @@ def quantize_model(
                 per_channel=True,
                 op_types_to_quantize=DYNAMIC_OPS,
             )
-        elif mode == "int8-static":
+        else:
             if calibration is None:
                 raise ConfigError("int8-static quantisation needs calibration batches")
-            quantize_static(
-                prepared,
-                dst,
-                _BatchReader(calibration),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QUInt8,
-                op_types_to_quantize=STATIC_OPS,
-            )
-        else:
-            raise ConfigError(f"unknown quantize mode '{mode}'; valid: {', '.join(QUANTIZE_MODES)}")
+            _quantize_static(prepared, Path(dst), calibration, options or Int8Options())
     return Path(dst)
+
+
+def _quantize_static(
+    src: Path, dst: Path, calibration: Iterable[np.ndarray], options: Int8Options
+) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    excluded = nodes_to_keep(onnx.load(os.fspath(src)).graph, options.keep_fp32)
+    signed = options.weights == "int8"
+    quantize_static(
+        src,
+        dst,
+        _BatchReader(calibration),
+        quant_format=QuantFormat.QDQ,
+        per_channel=options.per_channel,
+        reduce_range=signed,  # 7-bit weights: no saturation in x86 u8 x s8 kernels (module docstring)
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8 if signed else QuantType.QUInt8,
+        calibrate_method=methods[options.method],
+        nodes_to_exclude=excluded,
+    )
+
+
+def nodes_to_keep(graph: Any, keep: Iterable[str]) -> list[str]:
+    """ONNX node names for ``keep`` (groups from :data:`LAYER_GROUPS` or node names), in graph order.
+
+    Example:
+        >>> nodes_to_keep(onnx.load("fp32.onnx").graph, ["stem"])  # doctest: +SKIP
+        ['/conv_stem/conv_stem.1/Conv']
+    """
+    nodes = list(graph.node)
+    names = [n.name for n in nodes]
+    groups = _layer_groups(nodes)
+    chosen: set[str] = set()
+    for item in keep:
+        if item in groups:
+            chosen.update(groups[item])
+        elif item in names:
+            chosen.add(item)
+        else:
+            raise_unknown(
+                "layer to keep in fp32",
+                item,
+                [*LAYER_GROUPS, *names],
+                hint=f"Give a group ({', '.join(LAYER_GROUPS)}) or the name of a node of the ONNX graph.",
+            )
+    return [name for name in names if name in chosen]
+
+
+def _layer_groups(nodes: list[Any]) -> dict[str, list[str]]:
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    dense = [n for n in nodes if n.op_type in ("Gemm", "MatMul")]
+    return {
+        "stem": [convs[0].name] if convs else [],
+        "depthwise": [n.name for n in convs if _conv_groups(n) > 1],
+        "classifier": [dense[-1].name] if dense else [],
+    }
+
+
+def _conv_groups(node: Any) -> int:
+    return next((a.i for a in node.attribute if a.name == "group"), 1)
 
 
 @contextlib.contextmanager

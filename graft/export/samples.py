@@ -29,6 +29,41 @@ def image_paths(source: str | os.PathLike, prefer: str, limit: int, seed: int = 
 
     A seeded random subset when there are more; sorted order otherwise.
     """
+    root = _split_root(source, prefer)
+    files = _files(source, root)
+    if len(files) > limit:
+        rng = np.random.default_rng(seed)
+        files = [files[i] for i in sorted(rng.choice(len(files), limit, replace=False))]
+    return files
+
+
+def calibration_paths(source: str | os.PathLike, limit: int, seed: int = 0) -> list[str]:
+    """Up to ``limit`` images for int8 calibration: from the ``train`` split when ``source`` has one,
+    stratified (an equal share from each class folder, taken in turn), seeded.
+
+    Classes stay balanced even when the folder is not, so no class's activation ranges are missed.
+
+    Example:
+        >>> len(calibration_paths("data/animals", 200))  # doctest: +SKIP
+        200
+    """
+    root = _split_root(source, "train")
+    groups: dict[str, list[str]] = {}
+    for f in _files(source, root):
+        rel = Path(f).relative_to(root).parts if Path(f).is_relative_to(root) else ()
+        groups.setdefault(rel[0] if len(rel) > 1 else "", []).append(f)
+    rng = np.random.default_rng(seed)
+    queues = [
+        [files[i] for i in rng.permutation(len(files))] for _, files in sorted(groups.items())
+    ]
+    picked: list[str] = []
+    for rank in range(max(map(len, queues))):
+        picked += [q[rank] for q in queues if rank < len(q)]
+    return picked[:limit]
+
+
+def _split_root(source: str | os.PathLike, prefer: str) -> Path:
+    """``source``'s ``prefer`` split folder (else its train split, else any split), or ``source`` itself."""
     root = Path(source)
     if root.is_dir():
         splits = {
@@ -38,12 +73,13 @@ def image_paths(source: str | os.PathLike, prefer: str, limit: int, seed: int = 
         }
         if splits:
             root = splits.get(prefer) or splits.get("train") or next(iter(splits.values()))
+    return root
+
+
+def _files(source: str | os.PathLike, root: Path) -> list[str]:
     files, _ = expand_paths([root])
     if not files:
         raise DataError(f"no images found in {source} (looked in {root}); give a folder of images.")
-    if len(files) > limit:
-        rng = np.random.default_rng(seed)
-        files = [files[i] for i in sorted(rng.choice(len(files), limit, replace=False))]
     return files
 
 
