@@ -138,7 +138,7 @@ def build_sections(ctx: ReportContext) -> tuple[list[Section], dict[str, Any]]:
 
 def curves_section(ctx: ReportContext, data: dict[str, Any]) -> Section:
     """Loss, accuracy and per-group learning rates with the unfreezing events."""
-    curves = plot_curves(ctx.run)
+    curves = plot_curves(ctx.run, lambda: _group_names(ctx))
     data["curves"] = curves.plotted
     section = Section("curves", "Training curves", notes=list(curves.notes))
     if curves.image:
@@ -147,3 +147,10 @@ def curves_section(ctx: ReportContext, data: dict[str, Any]) -> Section:
         section.body = (img(curves.image, "training curves", "plot curves", lr_groups=len(curves.plotted["lr"]))
                         + (f"<p>Phases (dashed lines): {esc(events)}</p>" if events else ""))  # fmt: skip
     return section
+
+
+def _group_names(ctx: ReportContext) -> list[str]:
+    """The bundle model's parameter groups, stem -> head (:class:`graft.train.groups.ModelGroups`)."""
+    from graft.train.groups import ModelGroups
+
+    return list(ModelGroups.of(ctx.bundle().model).names)

@@ -87,7 +87,8 @@ class ReportContext:
         if not data:
             raise MissingPiece("config.yaml names no data folder")
         if not Path(str(data)).exists():
-            raise MissingPiece(f"the training data {data} is not there any more")
+            where = "" if Path(str(data)).is_absolute() else f" (relative to {Path.cwd()})"
+            raise MissingPiece(f"the training data {data} is not there any more{where}")
         val_split = self.run.config.get("val_split") or None
         try:  # files fit skipped change the split: decode everything then, as fit did
             return scan_dataset(str(data), val_split=val_split, seed=int(self.run.config.get("seed") or 0),

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,12 @@ class Curves:
     notes: list[str] = field(default_factory=list)
 
 
-def plot_curves(run: RunData) -> Curves:
-    """Loss, accuracy and per-group learning-rate panels for ``run`` (see the module docstring)."""
+def plot_curves(run: RunData, group_names: Callable[[], list[str]] | None = None) -> Curves:
+    """Loss, accuracy and per-group learning-rate panels for ``run`` (see the module docstring).
+
+    ``group_names`` (called only when needed) gives the model's parameter groups, stem -> head, for
+    runs that logged only the head's learning rate: the others are then reconstructed.
+    """
     notes: list[str] = []
     loss = {name: epoch_series(run.history, keys) for name, keys in LOSS_KEYS.items()}
     acc = {name: epoch_series(run.history, keys) for name, keys in ACC_KEYS.items()}
@@ -45,8 +50,8 @@ def plot_curves(run: RunData) -> Curves:
             "no learning rate was logged (logs/metrics.csv is missing or has no lr_* column)."
         )
     elif list(lrs) == ["head"]:
-        notes.append("this run logged only the head's learning rate (written before graft logged "
-                     "every group's); one curve is shown.")  # fmt: skip
+        lrs, note = _only_head(run, lrs, group_names)
+        notes.append(note)
     plotted = {
         "loss": [k for k, v in loss.items() if v[0]],
         "accuracy": [k for k, v in acc.items() if v[0]],
@@ -92,6 +97,52 @@ def lr_series(run: RunData) -> dict[str, tuple[list[float], list[float]]]:
     for name in names:
         pairs = [(x, r[f"lr_{name}"]) for x, r in zip(xs, rows, strict=True) if f"lr_{name}" in r]
         out[name] = ([p[0] for p in pairs], [p[1] for p in pairs])
+    return out
+
+
+def _only_head(
+    run: RunData, lrs: dict[str, Any], group_names: Callable[[], list[str]] | None
+) -> tuple[dict[str, Any], str]:
+    old = "this run logged only the head's learning rate (graft logs every group's since 0.1)"
+    phases = ((run.bundle_meta or {}).get("recipe") or {}).get("phases")
+    try:
+        names = group_names() if group_names and phases else []
+    except Exception:  # noqa: BLE001 - no model, no reconstruction; the head's curve stays
+        names = []
+    if not names:
+        return lrs, old + "; one curve is shown."
+    return reconstruct_group_lrs(lrs["head"], phases, names), (
+        old + "; the other groups' curves are reconstructed from it and the recipe's phases "
+        "(within a phase each group's LR is the head's times a fixed ratio)."
+    )
+
+
+def reconstruct_group_lrs(
+    head: tuple[list[float], list[float]], phases: list[dict[str, Any]], names: list[str]
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Every group's learning rate from the head's: within a phase, group ``g`` runs at
+    ``lr_of(g) / lr_of(head)`` times the head's rate (one schedule factor for all groups).
+
+    Example:
+        >>> phases = [{"name": "full", "start": 0, "epochs": 1, "trainable_groups": [0, 1],
+        ...            "lr": 1.0, "lr_mult": 10.0}]
+        >>> reconstruct_group_lrs(([0.5], [1.0]), phases, ["stem", "head"])["stem"]
+        ([0.5], [0.1])
+    """
+    from graft.train.recipes import Phase, Plan
+
+    plan = Plan(tuple(Phase(str(p.get("name")), int(p["start"]), int(p["epochs"]),
+                            tuple(p["trainable_groups"]), float(p["lr"]), float(p.get("lr_mult", 1.0)))
+                      for p in phases))  # fmt: skip
+    n = len(names)
+    out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in names[:-1]}
+    for x, lr in zip(*head, strict=True):
+        phase = plan.phases[plan.index_at(min(int(x), plan.epochs - 1))]
+        base = phase.lr_of(n - 1, n)
+        for g, name in enumerate(names[:-1]):
+            out[name][0].append(x)
+            out[name][1].append(lr * phase.lr_of(g, n) / base if base else 0.0)
+    out["head"] = head
     return out
 
 

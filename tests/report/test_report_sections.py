@@ -165,3 +165,33 @@ def test_group_order_and_step_positions() -> None:
     assert step_positions(rows, [r for r in rows if "lr_head" in r]) == pytest.approx(
         [0, 0.25, 0.5, 0.75, 1.0]
     )
+
+
+def test_group_lrs_of_older_runs_are_reconstructed_exactly_from_the_head(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    from graft.report.collect import read_run
+    from graft.report.curves import lr_series, reconstruct_group_lrs
+
+    run = read_run(tiny_run)
+    logged = lr_series(run)
+    rebuilt = reconstruct_group_lrs(
+        logged["head"], run.bundle_meta["recipe"]["phases"], list(logged)
+    )
+    assert list(rebuilt) == list(logged)
+    for name in logged:
+        assert rebuilt[name][0] == logged[name][0]
+        assert rebuilt[name][1] == pytest.approx(logged[name][1], rel=1e-5, abs=1e-12)
+    assert any(v > 0 for v in logged["stem"][1]) and any(v == 0 for v in logged["stem"][1])
+
+    old = copy_run(tiny_run, tmp_path / "old")  # as written before every group was logged
+    with open(old / "logs" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    keep = [k for k in rows[0] if not k.startswith("lr_") or k == "lr_head"]
+    with open(old / "logs" / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, keep, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    page = parse_report(write_report(old, gradcam=0, mistakes=0))
+    assert page.data["curves"]["lr"] == list(logged)
+    assert any("reconstructed" in n for n in page.notes["curves"])
