@@ -19,7 +19,7 @@ from typing import Any
 from graft.config import read_yaml
 
 # fit options that distill sets itself or that have their own flag here
-_SKIP = {"data", "model", "cache_frozen"}
+_SKIP = {"data", "model"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -95,7 +95,7 @@ def distill(
     if student is not None:
         fit_opts["model"] = student
     fit_opts.setdefault("out", config.out if config is not None else DEFAULT_OUT)
-    fit_opts["cache_frozen"] = False  # see _Job.build_module: the student's backbone must run
+    fit_opts["cache_frozen"] = _cache_frozen(dcfg, fit_opts.get("cache_frozen"))
     job = _Job(dcfg, load_teacher(teacher if isinstance(teacher, nn.Module) else dcfg.teacher))
     result = fit(
         data,
@@ -125,9 +125,8 @@ class _Job:
     def build_module(self, parts: FitParts) -> DistillModule:
         """The student (``parts.model``), its adapters and the teacher in one DistillModule.
 
-        The frozen-backbone cache stays off (``cache_frozen=False``): its cached epochs feed the
-        head pooled features instead of images, and the teacher, the feature taps and the KD term
-        all need the images (see the README's note on caching).
+        With logit KD only, graft fit's pooled-feature cache may serve head-only epochs: the
+        module attaches the teacher's logits to it (see :func:`_cache_frozen`).
         """
         dcfg, cfg, splits = self.dcfg, parts.cfg, parts.splits
         self.alpha = _alpha(dcfg, self.source, splits.classes)
@@ -214,6 +213,34 @@ def _use_cache(dcfg: DistillConfig, cfg: FitConfig) -> bool:
             "cache_teacher with random augmentation or mixing: most lookups will miss and memory grows"
         )
     return bool(dcfg.cache_teacher)
+
+
+def _cache_frozen(dcfg: DistillConfig, asked: bool | None) -> bool | None:
+    """graft fit's ``cache_frozen`` for a distillation run.
+
+    Logit KD only: fit's default (``None``: pooled features cached during head-only epochs of
+    ``auto``/``head``; :class:`DistillModule` serves the teacher's logits with them). With feature
+    pairs: off. Their taps read the student's maps inside the frozen backbone, which the cache
+    skips; uncached, the head-only epochs also train the adapters on those maps, and caching
+    both models' maps per image would cost far more memory than pooled features. The prefix
+    cache of ``freeze-upto``/``progressive`` (``cache_frozen=True``) stays off for the same reason.
+
+    Example:
+        >>> _cache_frozen(DistillConfig(feature_pairs="none"), None) is None
+        True
+        >>> _cache_frozen(DistillConfig(feature_pairs="auto"), None)
+        False
+    """
+    features = dcfg.beta > 0 and bool(parse_pairs(dcfg.feature_pairs))
+    if features or asked is False:
+        if asked:
+            log.warning("cache_frozen: off under feature distillation (the taps need the maps)")
+        return False
+    if asked:
+        log.info(
+            "cache_frozen: only the pooled-feature cache of head-only epochs applies to distill"
+        )
+    return None
 
 
 def _sample_batch(dm: Any) -> torch.Tensor:
