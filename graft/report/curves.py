@@ -103,7 +103,7 @@ def lr_series(run: RunData) -> dict[str, tuple[list[float], list[float]]]:
 def _only_head(
     run: RunData, lrs: dict[str, Any], group_names: Callable[[], list[str]] | None
 ) -> tuple[dict[str, Any], str]:
-    old = "this run logged only the head's learning rate (graft logs every group's since 0.1)"
+    old = "this run logged only the head's learning rate (it predates per-group logging)"
     phases = ((run.bundle_meta or {}).get("recipe") or {}).get("phases")
     try:
         names = group_names() if group_names and phases else []
@@ -197,8 +197,12 @@ def _draw(loss, acc, lrs, events) -> str:
     axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     for ax in axes:
         _mark_events(ax, events)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best", ncol=2 if ax is axes[2] and len(lrs) > 8 else 1)
+        if ax.get_legend_handles_labels()[0] and ax is axes[2]:  # many groups: beside the panel
+            ax.legend(
+                fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + len(lrs) // 16
+            )
+        elif ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return figure_data_uri(fig)
