@@ -168,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--collect", nargs="*", default=None, help="only print a table of these results.json"
     )
+    p.add_argument(
+        "--retime",
+        action="store_true",
+        help="only time the bundles under --out/runs again, interleaved in one process (latency "
+        "ratios under a shared CPU's changing load), into --out/latency.json",
+    )
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default=None, help="run only models whose label contains this text")
@@ -178,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.retime:
+        print(_table(retime(Path(args.out), rounds=5)))
+        return 0
 
     from graft.data import sample_dataset
     from graft.io import write_json
@@ -200,6 +209,29 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "results.json", _results(args, rows, started))
     print(_table(rows))
     return 0
+
+
+def retime(out: Path, rounds: int = 5) -> list[dict]:
+    """Time every bundle under ``out/runs`` in turn, ``rounds`` times; medians per model."""
+    from graft.bundle import load_bundle
+    from graft.io import write_json
+
+    bundles = {d.name: load_bundle(d / "bundle") for d in sorted((out / "runs").iterdir())}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in bundles}
+    for _ in range(rounds):  # interleaved: a change of load hits every model alike
+        for name, b in bundles.items():
+            times[name].append(latency(b.model, tuple(b.data_config["input_size"]), repeats=10))
+    rows = [
+        {
+            "model": name,
+            "latency_ms_b1": round(statistics.median(t[0] for t in ts), 1),
+            "img_per_s_b32": round(statistics.median(t[1] for t in ts), 1),
+        }
+        for name, ts in times.items()
+    ]
+    write_json(out / "latency.json", {"threads": torch.get_num_threads(), "rounds": rounds,
+                                      "rows": rows})  # fmt: skip
+    return rows
 
 
 def _results(args: argparse.Namespace, rows: list[dict], started: float) -> dict[str, Any]:
