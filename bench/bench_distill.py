@@ -7,8 +7,8 @@ On the animals sample (real 28x28 silhouettes, 10 classes), in one run:
 2. Students, all ``--student`` (default ``tv:mobilenet_v2``, shipped torchvision weights) with the
    same data, seed, recipe, epochs and image size (``--image-size``):
    - no KD: ``graft fit``;
-   - logit KD: ``graft distill`` with ``alpha=1``, ``beta=0``;
-   - feature + logit KD: ``graft distill`` with ``alpha=1``, ``beta`` and ``--feature-loss`` on the
+   - logit KD: ``graft distill`` with ``alpha`` (``--alpha``, default 1), ``beta=0``;
+   - feature + logit KD: ``graft distill`` with ``alpha``, ``beta`` and ``--feature-loss`` on the
      ``forward_features`` maps of both (``feature_pairs="auto"``; a 1x1 conv adapter maps channels
      and the student's grid is interpolated to the teacher's).
    Inputs are not randomly augmented (``augment="none"``, no flip) so the teacher's outputs are
@@ -63,6 +63,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--recipe", default="full", help="student recipe (same for every student)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--alpha", type=float, default=1.0, help="logit KD weight of both KD runs")
     p.add_argument(
         "--beta", type=float, default=1.0, help="feature loss weight of the feature + logit run"
     )
@@ -135,10 +136,10 @@ def _run_one(
     }  # fmt: skip
     if name == "no_kd":
         return fit(data, model=args.student, **student).metrics, None
-    options = {"alpha": 1.0, "beta": 0.0, "feature_pairs": "none"}
+    options = {"alpha": args.alpha, "beta": 0.0, "feature_pairs": "none"}
     if name == "feature_logit_kd":
         options = {
-            "alpha": 1.0,
+            "alpha": args.alpha,
             "beta": args.beta,
             "feature_pairs": "auto",
             "feature_loss": args.feature_loss,
@@ -218,12 +219,16 @@ def _table(summary: dict[str, Any]) -> str:
     t, s = summary["teacher"], summary["student"]
     size = summary["settings"]["teacher_size"]
     lines = [
-        "| run | test acc | wall s |",
-        "|---|---|---|",
-        f"| teacher {TEACHER} ({size} px) | {r['teacher']['test_acc']:.4f} | {r['teacher']['wall_seconds']} |",
+        "| run | val acc | test acc | wall s |",
+        "|---|---|---|---|",
+        f"| teacher {TEACHER} ({size} px) | {r['teacher'].get('val_acc', float('nan')):.4f} | "
+        f"{r['teacher']['test_acc']:.4f} | {r['teacher']['wall_seconds']} |",
     ]
     for name in ("no_kd", "logit_kd", "feature_logit_kd"):
-        lines.append(f"| student {name} | {r[name]['test_acc']:.4f} | {r[name]['wall_seconds']} |")
+        lines.append(
+            f"| student {name} | {r[name].get('val_acc', float('nan')):.4f} | "
+            f"{r[name]['test_acc']:.4f} | {r[name]['wall_seconds']} |"
+        )
     lines.append("")
     lines.append(
         f"KD gain over no KD (points): {summary['kd_gain_points']}; target (>= 1 point) met: {summary['target_met']}"

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,10 @@ def distill(
     if student is not None:
         fit_opts["model"] = student
     fit_opts.setdefault("out", config.out if config is not None else DEFAULT_OUT)
-    fit_opts["cache_frozen"] = _cache_frozen(dcfg, fit_opts.get("cache_frozen"))
+    asked = fit_opts.get("cache_frozen", config.cache_frozen if config is not None else None)
+    fit_opts["cache_frozen"] = _cache_frozen(dcfg, asked)
+    if config is not None and fit_opts["cache_frozen"] is None:  # None would keep config's value
+        config = dataclasses.replace(config, cache_frozen=None)
     job = _Job(dcfg, load_teacher(teacher if isinstance(teacher, nn.Module) else dcfg.teacher))
     result = fit(
         data,

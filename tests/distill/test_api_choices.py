@@ -49,3 +49,15 @@ def test_config_validation_and_option_split() -> None:
     assert d == {"alpha": 0.5, "feature_loss": "at"} and f == {"epochs": 3, "recipe": "full"}
     with pytest.raises(ConfigError, match="feature_loss"):
         DistillConfig.from_dict({"feature_loss": "l1"})
+
+
+def test_frozen_backbone_cache_only_for_logit_kd() -> None:
+    from graft.distill.api import _cache_frozen
+
+    logits_only = DistillConfig(feature_pairs="none")
+    assert _cache_frozen(logits_only, None) is None  # fit's default: on in head-only epochs
+    assert _cache_frozen(DistillConfig(beta=0.0), None) is None  # beta 0: no feature terms
+    assert _cache_frozen(logits_only, True) is None  # never fit's prefix cache (feature maps)
+    assert _cache_frozen(logits_only, False) is False
+    assert _cache_frozen(DistillConfig(), None) is False  # feature pairs: the taps need the maps
+    assert _cache_frozen(DistillConfig(feature_pairs="layer2:blocks.1"), True) is False
