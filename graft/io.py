@@ -24,6 +24,12 @@ from typing import Any
 
 from graft.errors import GraftError
 
+# mkstemp creates files readable by their owner only; outputs get the usual permissions instead
+# (0666 less the process umask, read once: os.umask can only be read by setting it)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 class DiskFullError(GraftError, OSError):
     """The disk filled up while writing; earlier outputs are intact."""
@@ -61,6 +67,7 @@ def _replacing(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, _FILE_MODE)
         yield Path(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)

@@ -72,3 +72,16 @@ def test_atomic_path_disk_full_is_a_clear_error(tmp_path):
     with pytest.raises(io.DiskFullError, match="shard.bin"), io.atomic_path(path):
         raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_get_the_usual_permissions_not_owner_only(tmp_path):
+    import os
+    import stat
+
+    from graft.io import write_text
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_text(tmp_path / "a.txt", "x")
+    # 0644 under the usual umask 022 (mkstemp alone would leave 0600: unreadable by the team)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~umask
