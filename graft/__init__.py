@@ -57,6 +57,9 @@ _API: dict[str, str] = {
     "select": "graft.select",
     "SelectionResult": "graft.select",
     "export": "graft.export",
+    # reports
+    "write_report": "graft.report",
+    "grad_cam": "graft.report",
     # errors
     "GraftError": "graft.errors",
 }
