@@ -53,7 +53,7 @@ def plot_selection(result: SelectionResult, path: str | os.PathLike) -> Path:
     ax.set_ylabel(f"score ({result.settings.get('rank_by')})")
     ax.set_title("graft select: transferability vs latency")
     ax.grid(alpha=0.3)
-    if front or budget:
+    if len(front) > 1 or budget:  # only then is there a labelled line to show
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     with atomic_path(path) as tmp:
