@@ -105,7 +105,6 @@ def test_unknown_branch_key_stops_select_with_suggestions(
     assert "Traceback" not in err
 
 
-@pytest.mark.slow  # two selects with real Lite0 weights: ~15 s alone, ~30 s on a loaded CPU
 def test_real_cnn_with_random_vit_branch_from_the_cli(
     tiny_folder_session: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
