@@ -11,8 +11,9 @@ On the animals sample (real 28x28 silhouettes, 10 classes), in one run:
    - feature + logit KD: ``graft distill`` with ``alpha``, ``beta`` and ``--feature-loss`` on the
      ``forward_features`` maps of both (``feature_pairs="auto"``; a 1x1 conv adapter maps channels
      and the student's grid is interpolated to the teacher's).
-   Inputs are not randomly augmented (``augment="none"``, no flip) so the teacher's outputs are
-   computed once and cached; every student sees the identical sequence of batches.
+   By default inputs are not randomly augmented (``--augment none``, no flip) so the teacher's outputs
+   are computed once and cached; every student sees the identical sequence of batches. With
+   ``--augment light``/``standard`` (plus flip) the teacher runs on every augmented view.
 3. Test accuracy of each student and of the teacher, parameters, and batch-1 CPU latency of student
    against teacher (median, each at its own input size), plus wall time per run.
 
@@ -61,6 +62,12 @@ def parse_args() -> argparse.Namespace:
         "--teacher-epochs", type=int, default=4, help="teacher fine-tuning epochs (recipe auto)"
     )
     p.add_argument("--recipe", default="full", help="student recipe (same for every student)")
+    p.add_argument(
+        "--augment",
+        default="none",
+        choices=("none", "light", "standard"),
+        help="student augmentation (none: the teacher's outputs are cached; else computed per view)",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument("--alpha", type=float, default=1.0, help="logit KD weight of both KD runs")
@@ -132,7 +139,7 @@ def _run_one(
         return r.metrics, None
     student: dict[str, Any] = {
         **common, "recipe": args.recipe, "epochs": args.epochs, "image_size": args.image_size,
-        "augment": "none", "flip": False, "out": str(out / name),
+        "augment": args.augment, "flip": args.augment != "none", "out": str(out / name),
     }  # fmt: skip
     if name == "no_kd":
         return fit(data, model=args.student, **student).metrics, None
