@@ -2,13 +2,15 @@
 
 Speed: EfficientNet-Lite0 with the shipped ImageNet weights (``graft.create_model("efficientnet_lite0",
 num_classes=10)``) at its native 224 px: latency at batch 1 (median of ``--iters`` runs) and throughput
-at batch 32, for torch eager (``inference_mode``), ONNX Runtime fp32, int8 dynamic and int8 static
-(calibrated on 256 animals training images). All in one process, timed in interleaved rounds so that
-load from other processes falls on every runner alike: compare ratios measured in one run.
+at batch 32, for torch eager (``inference_mode``), ONNX Runtime fp32, int8 dynamic, int8 static with
+graft's default settings (calibrated on 256 animals training images, an equal share per class; uint8
+weights) and int8 static with signed 7-bit weights (``Int8Options(weights="int8")``, the stem unsigned). All in one process, timed in interleaved rounds so that load from other processes falls on
+every runner alike: compare ratios measured in one run.
 
 Accuracy: a bundle trained on the animals sample (``--bundle``, or a quick head-only fit here:
 ``recipe="head"`` on 100 training images per class at 96 px) exported to int8 (dynamic and static);
-accuracy of PyTorch and of each export on the held-out test images (50 per class).
+accuracy of PyTorch and of each export (fp32, int8 dynamic, int8 static default, int8 static int8)
+on the held-out test images (50 per class), and the top-1 agreement with PyTorch on those images.
 
 Run: ``.venv/bin/python bench/bench_export.py [--bundle runs/animals/bundle] [--work /tmp/bench_export]``
 """
@@ -63,7 +65,7 @@ def time_runners(runners: dict, batch: torch.Tensor, rounds: int) -> dict[str, f
 def speed(work: Path, data: Path, iters: int) -> dict:
     from graft.bundle import save_bundle
     from graft.data import resolve_data_config
-    from graft.export import export
+    from graft.export import Int8Options, export
     from graft.export.runtime import OnnxModel
     from graft.models import create_model
 
@@ -78,9 +80,15 @@ def speed(work: Path, data: Path, iters: int) -> dict:
         "onnxruntime fp32": {},
         "onnxruntime int8 dynamic": {"quantize": "int8-dynamic"},
         "onnxruntime int8 static": {"quantize": "int8-static", "calibration": data},
+        "onnxruntime int8 static int8w": {
+            "quantize": "int8-static",
+            "calibration": data,
+            "int8": Int8Options(weights="int8"),
+        },
     }.items():
         result = export(bundle, out=work / name.replace(" ", "_"), **kwargs)
         exports[name] = {
+            "int8": result.int8.to_dict() if result.int8 else None,
             "parity": result.parity,
             "size_mb": result.size_bytes / 1e6,
             "export_s": result.seconds,
@@ -96,7 +104,7 @@ def speed(work: Path, data: Path, iters: int) -> dict:
             **exports.get(name, {}),
         }
         print(
-            f"  {name:<26} batch 1: {latency[name] * 1e3:7.1f} ms   batch 32: {32 / batch_s[name]:7.1f} img/s"
+            f"  {name:<30} batch 1: {latency[name] * 1e3:7.1f} ms   batch 32: {32 / batch_s[name]:7.1f} img/s"
         )
     return rows
 
@@ -130,20 +138,42 @@ def trained_bundle(work: Path, data: Path, given: str | None) -> tuple[Path, dic
 
 
 def accuracy(work: Path, data: Path, bundle: Path) -> dict:
-    from graft.export import export
+    from graft.export import Int8Options, export
 
     rows = {}
-    for mode in ("int8-dynamic", "int8-static"):
-        result = export(
-            bundle, quantize=mode, calibration=data, data=data, out=work / f"trained_{mode}"
-        )
-        rows[mode] = {**result.accuracy, "top1_agreement_check": result.parity["top1_agreement"]}
+    variants = {
+        "fp32": {},
+        "int8-dynamic": {"quantize": "int8-dynamic"},
+        "int8-static": {"quantize": "int8-static", "calibration": data},
+        "int8-static-int8w": {
+            "quantize": "int8-static",
+            "calibration": data,
+            "int8": Int8Options(weights="int8"),
+        },
+    }
+    for name, kwargs in variants.items():
+        result = export(bundle, data=data, out=work / f"trained_{name}", **kwargs)
+        rows[name] = {
+            **result.accuracy,
+            "top1_agreement_test": _agreement(bundle, result.path, data),
+            "int8": result.int8.to_dict() if result.int8 else None,
+        }
         a = result.accuracy
         print(
-            f"  {mode:<13} accuracy {a['pytorch']:.4f} -> {a['exported']:.4f} ({a['change'] * 100:+.2f} points)",
+            f"  {name:<18} accuracy {a['pytorch']:.4f} -> {a['exported']:.4f} ({a['change'] * 100:+.2f} points), "
+            f"top-1 agreement with PyTorch {rows[name]['top1_agreement_test']:.1%}",
             flush=True,
         )
     return rows
+
+
+def _agreement(bundle: Path, exported: Path, data: Path) -> float:
+    """Share of the test images on which the export predicts PyTorch's top-1 class."""
+    from graft.inference import predict
+
+    files = sorted(str(p) for p in (data / "test").rglob("*.png"))
+    ours, ref = predict(exported, files, top_k=1), predict(bundle, files, top_k=1)
+    return sum(a["label"] == b["label"] for a, b in zip(ours, ref, strict=True)) / len(files)
 
 
 def main() -> None:

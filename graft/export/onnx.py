@@ -97,9 +97,9 @@ def export(
     ``"int8-dynamic"`` or ``"int8-static"``. ``data``: labelled images (ImageFolder or folder with
     ``test/``) on which the accuracy of the PyTorch and the exported model are compared.
     ``out`` defaults to ``<bundle>-onnx`` (``-onnx-int8``, ``-torchscript``) next to the bundle.
-    ``int8``: settings of static quantisation (:class:`graft.export.quantize.Int8Options`; the
-    defaults are the measured best: MinMax on 256 stratified train images, 7-bit signed weights per
-    channel, the stem convolution kept in fp32).
+    ``int8``: settings of static quantisation (:class:`graft.export.Int8Options`; the defaults:
+    MinMax on 256 train images, an equal share per class, uint8 weights per channel; see
+    :mod:`graft.export.quantize` for what was measured).
 
     Example:
         >>> export("runs/pets/bundle", out="deploy/pets").path  # doctest: +SKIP
@@ -113,7 +113,8 @@ def export(
     mode = resolve_mode(quantize, calibration is not None)
     if int8 is not None and mode != "int8-static":
         raise ConfigError(
-            f"int8 calibration settings apply to static int8 quantisation, but the mode is {mode}; "
+            f"int8 calibration settings apply to static int8 quantisation, but this export is "
+            f"{mode or 'fp32'}; "
             "pass quantize='int8' with calibration=DATA (--quantize int8 --calibration DATA)."
         )
     int8 = (int8 or Int8Options()) if mode == "int8-static" else None

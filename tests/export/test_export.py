@@ -12,9 +12,10 @@ import torch
 
 from graft.bundle import BundleError, load_bundle
 from graft.cli import main
-from graft.errors import ConfigError, UnsafeFileError
-from graft.export import ExportError, export
+from graft.errors import ConfigError, UnknownNameError, UnsafeFileError
+from graft.export import ExportError, Int8Options, export
 from graft.export.runtime import OnnxModel
+from graft.export.samples import calibration_paths
 from graft.inference import evaluate, predict
 
 
@@ -92,6 +93,7 @@ def test_int8_within_two_points(
     assert result.quantize == mode
     assert result.accuracy["pytorch"] > 0.9
     assert abs(result.accuracy["change"]) <= 0.02, result.summary()
+    assert result.parity["top1_agreement"] >= 0.9, result.summary()  # 16 real test images
     assert result.parity["fp32"]["top1_agreement"] == 1.0
     assert evaluate(tmp_path / "q", colour_data).accuracy == pytest.approx(
         result.accuracy["exported"]
@@ -154,3 +156,158 @@ def test_cli_export(trained_bundle: Path, tmp_path: Path, capsys: pytest.Capture
     assert "onnx int8-dynamic" in text and "top-1 agreement" in text
     assert json.loads((out / "model.json").read_text())["export"]["quantize"] == "int8-dynamic"
     assert np.isfinite(OnnxModel(out / "model.onnx")(torch.zeros(1, 3, 16, 16)).numpy()).all()
+
+
+def _first_conv_input_producer(path: Path) -> str:
+    graph = onnx.load(str(path)).graph
+    producers = {out: n.op_type for n in graph.node for out in n.output}
+    conv = next(n for n in graph.node if n.op_type == "Conv")
+    return producers.get(conv.input[0], "graph input")
+
+
+def _weight_types(path: Path) -> dict[str, int]:
+    """ONNX data type of each Conv/Gemm's weight, through its DequantizeLinear (node name -> type)."""
+    graph = onnx.load(str(path)).graph
+    producers = {out: n for n in graph.node for out in n.output}
+    initializers = {t.name: t.data_type for t in graph.initializer}
+    types = {}
+    for node in graph.node:
+        if node.op_type in ("Conv", "Gemm"):
+            dq = producers.get(node.input[1])
+            source = dq.input[0] if dq is not None else node.input[1]
+            types[node.name] = initializers[source]
+    return types
+
+
+def _max_code(path: Path, data_type: int) -> int:
+    graph = onnx.load(str(path)).graph
+    arrays = [onnx.numpy_helper.to_array(t) for t in graph.initializer if t.data_type == data_type]
+    return int(max(np.abs(a.astype(np.int64)).max() for a in arrays if a.ndim > 1))
+
+
+def test_int8_static_default_uint8_weights(
+    trained_bundle: Path, colour_data: Path, tmp_path: Path
+) -> None:
+    result = export(trained_bundle, quantize="int8", calibration=colour_data, out=tmp_path / "a")
+    assert result.int8 == Int8Options() and result.int8.weights == "uint8"
+    assert set(_weight_types(result.path / "model.onnx").values()) == {onnx.TensorProto.UINT8}
+    assert _max_code(result.path / "model.onnx", onnx.TensorProto.UINT8) == 255  # full 8 bits
+    assert _first_conv_input_producer(result.path / "model.onnx") == "DequantizeLinear"
+    assert "(minmax on 256 images, uint8 weights, fp32: none)" in result.summary()
+
+
+def test_int8_weights_7bit_signed_with_unsigned_stem(
+    trained_bundle: Path, colour_data: Path, tmp_path: Path
+) -> None:
+    fast = Int8Options(weights="int8")
+    result = export(
+        trained_bundle, quantize="int8", calibration=colour_data, out=tmp_path / "a", int8=fast
+    )
+    model = result.path / "model.onnx"
+    types = list(_weight_types(model).values())
+    assert types[0] == onnx.TensorProto.UINT8  # the stem
+    assert set(types[1:]) == {onnx.TensorProto.INT8}  # every other Conv and the classifier
+    assert _max_code(model, onnx.TensorProto.INT8) <= 64  # 7-bit: no saturation in u8 x s8 kernels
+    assert _max_code(model, onnx.TensorProto.UINT8) <= 128  # the stem keeps the same range
+    assert "int8 weights (uint8: stem), fp32: none" in result.summary()
+
+
+def test_int8_static_options_applied_and_recorded(
+    trained_bundle: Path, colour_data: Path, tmp_path: Path
+) -> None:
+    options = Int8Options(
+        calibration_images=10,
+        method="entropy",
+        weights="int8",
+        uint8_layers=(),
+        keep_fp32=("stem",),
+    )
+    result = export(
+        trained_bundle, quantize="int8", calibration=colour_data, out=tmp_path / "b", int8=options
+    )
+    assert _first_conv_input_producer(result.path / "model.onnx") == "graph input"
+    types = list(_weight_types(result.path / "model.onnx").values())
+    assert types[0] == onnx.TensorProto.FLOAT and set(types[1:]) == {onnx.TensorProto.INT8}
+    meta = json.loads((result.path / "model.json").read_text())["export"]
+    assert meta["quantize"] == "int8-static" and meta["int8"] == {
+        "calibration_images": 10,
+        "method": "entropy",
+        "weights": "int8",
+        "uint8_layers": [],
+        "keep_fp32": ["stem"],
+        "per_channel": True,
+    }
+    assert "entropy on 10 images, int8 weights, fp32: stem" in result.summary()
+
+
+def test_int8_option_errors(trained_bundle: Path, colour_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnknownNameError, match="Did you mean: minmax"):
+        Int8Options(method="minmx")
+    with pytest.raises(UnknownNameError, match="uint8"):
+        Int8Options(weights="u8")
+    with pytest.raises(ConfigError, match="at least 1"):
+        Int8Options(calibration_images=0)
+    with pytest.raises(UnknownNameError, match="Did you mean: stem"):
+        export(trained_bundle, quantize="int8", calibration=colour_data, out=tmp_path / "x",
+               int8=Int8Options(keep_fp32=("stme",)))  # fmt: skip
+    with pytest.raises(ConfigError, match="static int8"):
+        export(trained_bundle, quantize="int8-dynamic", int8=Int8Options(), out=tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_calibration_images_stratified_from_train(colour_data: Path) -> None:
+    paths = calibration_paths(colour_data, 9)
+    assert len(paths) == 9 and all(Path(p).parts[-3] == "train" for p in paths)
+    assert sorted(Path(p).parent.name for p in paths) == ["blue"] * 3 + ["green"] * 3 + ["red"] * 3
+    assert paths == calibration_paths(colour_data, 9)  # seeded
+    assert len(calibration_paths(colour_data, 1000)) == 36  # all 12 x 3 training images
+
+
+def test_same_padding_frozen_for_export(tmp_path: Path) -> None:
+    import timm
+
+    from graft.export.onnx import to_onnx
+    from graft.export.static_pad import freeze_same_padding
+
+    model = timm.create_model("test_efficientnet", pad_type="same", num_classes=3).eval()
+    assert any(type(m).__name__ == "Conv2dSame" for m in model.modules())
+    fixed = freeze_same_padding(model, (3, 37, 30))
+    assert not any(type(m).__name__ == "Conv2dSame" for m in fixed.modules())
+    x = torch.randn(2, 3, 37, 30)
+    with torch.inference_mode():
+        assert torch.equal(model(x), fixed(x))
+    ops = {n.op_type for n in onnx.load(str(to_onnx(fixed, x, tmp_path / "m.onnx"))).graph.node}
+    assert "Shape" not in ops and "Ceil" not in ops  # no run-time padding arithmetic left
+    assert torch.allclose(OnnxModel(tmp_path / "m.onnx")(x), fixed(x), atol=1e-4)
+    plain = create_plain()
+    assert freeze_same_padding(plain, (3, 16, 16)) is plain  # nothing to do: same module
+
+
+def create_plain() -> torch.nn.Module:
+    from graft.models import create_model
+
+    return create_model("test_efficientnet", num_classes=3, pretrained=False)
+
+
+def test_cli_static_int8_options(
+    trained_bundle: Path, colour_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "cli-static"
+    args = ["export", str(trained_bundle), "--quantize", "int8", "--calibration", str(colour_data)]
+    args += [
+        "--calibration-images",
+        "12",
+        "--keep-fp32",
+        "stem,classifier",
+        "--uint8-layers",
+        "none",
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "onnx int8-static (minmax on 12 images, uint8 weights, fp32: stem, classifier)" in (
+        capsys.readouterr().out
+    )
+    int8 = json.loads((out / "model.json").read_text())["export"]["int8"]
+    assert int8["keep_fp32"] == ["stem", "classifier"] and int8["calibration_images"] == 12
+    assert int8["uint8_layers"] == [] and int8["method"] == "minmax"
+    assert main(["export", str(trained_bundle), "--calibration-method", "entropy"]) == 2
+    assert "static int8" in capsys.readouterr().err
