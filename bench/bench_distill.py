@@ -20,6 +20,8 @@ On the animals sample (real 28x28 silhouettes, 10 classes), in one run:
 Target of the issue: a KD student at least 1 point above the no-KD student at equal epochs.
 
 Run:  .venv/bin/python bench/bench_distill.py --per-class 250 --train-per-class 60 --epochs 3 --out bench-out/distill
+Seed spread of the students (48 px, 2 epochs, light augmentation; finished runs reused):
+      .venv/bin/python bench/bench_distill.py --runs "" --epochs 2 --image-size 48 --augment light --train-seeds 1,2,3
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--feature-loss", default="cosine", choices=("mse", "cosine", "at"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--train-seeds",
+        default="",
+        help="extra training seeds for the students (e.g. 1,2,3): same teacher and fixed train/val/test "
+        "split, only data order, augmentation draws and init change; mean/std in seeds.json",
+    )
     p.add_argument("--out", default="bench-out/distill")
     p.add_argument(
         "--runs",
@@ -118,10 +126,12 @@ def main() -> None:
         summary = _summary(args, rows)
         (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(_table(summary))
+    if args.train_seeds:
+        _seed_study(args, Path(data), out, [int(v) for v in args.train_seeds.split(",")])
 
 
 def _run_one(
-    name: str, args: argparse.Namespace, data: str, out: Path
+    name: str, args: argparse.Namespace, data: str, out: Path, teacher: Path | None = None
 ) -> tuple[dict[str, float], dict | None]:
     """Train one of the bench's models; return its metrics (and the distill report)."""
     from graft.distill import distill
@@ -151,7 +161,7 @@ def _run_one(
             "feature_pairs": "auto",
             "feature_loss": args.feature_loss,
         }
-    teacher = out / "teacher" / "bundle"
+    teacher = teacher or out / "teacher" / "bundle"
     r = distill(
         data,
         teacher=str(teacher),
@@ -161,6 +171,43 @@ def _run_one(
         **student,
     )
     return r.metrics, {"line": r.report, "teacher": vars(r.teacher), "student": vars(r.student)}
+
+
+def _seed_study(args: argparse.Namespace, data: Path, out: Path, seeds: list[int]) -> None:
+    """Students again under other training seeds, on the split the teacher was trained with."""
+    import statistics
+
+    from graft.data import scan_dataset
+
+    fixed = out / "seeds" / "data"
+    if not (fixed / "val").is_dir():  # seed ``args.seed``'s split as train/ val/ test/ folders
+        splits = scan_dataset(str(data), val_split=0.1, seed=args.seed)
+        for part, rows in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+            for path, label in rows:
+                link = fixed / part / splits.classes[label] / Path(path).name
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(Path(path).resolve())
+    table: dict[str, dict[str, list[float]]] = {}
+    for seed in seeds:
+        for name in RUNS[1:]:
+            run_out = out / "seeds" / str(seed)
+            shutil.rmtree(run_out / name, ignore_errors=True)
+            seeded = argparse.Namespace(**{**vars(args), "seed": seed})
+            metrics, _ = _run_one(name, seeded, str(fixed), run_out, out / "teacher" / "bundle")
+            for key in ("val_acc", "test_acc"):
+                table.setdefault(name, {}).setdefault(key, []).append(metrics[key])
+            print(f"seed {seed} {name}: test_acc={metrics['test_acc']}", flush=True)
+    summary = {
+        name: {k: {"values": v, "mean": round(statistics.mean(v), 4),
+                   "std": round(statistics.stdev(v), 4) if len(v) > 1 else 0.0} for k, v in cols.items()}
+        for name, cols in table.items()
+    }  # fmt: skip
+    (out / "seeds.json").write_text(
+        json.dumps({"seeds": seeds, "results": summary}, indent=2) + "\n"
+    )
+    for name, cols in summary.items():
+        t = cols["test_acc"]
+        print(f"{name}: test {t['mean']:.4f} +- {t['std']:.4f} over seeds {seeds}")
 
 
 def _trim_train(root: Path, dest: Path, per_class: int) -> Path:
