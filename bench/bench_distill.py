@@ -81,8 +81,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--train-seeds",
         default="",
-        help="extra training seeds for the students (e.g. 1,2,3): same teacher and fixed train/val/test "
-        "split, only data order, augmentation draws and init change; mean/std in seeds.json",
+        help="extra training seeds for the students of --runs (all three when --runs names none), e.g. "
+        "1,2,3: same teacher, fixed train/val/test split; only data order, augmentation draws and init "
+        "change; mean/std in seeds.json",
     )
     p.add_argument("--out", default="bench-out/distill")
     p.add_argument(
@@ -127,7 +128,8 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(_table(summary))
     if args.train_seeds:
-        _seed_study(args, Path(data), out, [int(v) for v in args.train_seeds.split(",")])
+        students = [r for r in runs if r != "teacher"] or list(RUNS[1:])
+        _seed_study(args, Path(data), out, [int(v) for v in args.train_seeds.split(",")], students)
 
 
 def _run_one(
@@ -173,8 +175,10 @@ def _run_one(
     return r.metrics, {"line": r.report, "teacher": vars(r.teacher), "student": vars(r.student)}
 
 
-def _seed_study(args: argparse.Namespace, data: Path, out: Path, seeds: list[int]) -> None:
-    """Students again under other training seeds, on the split the teacher was trained with."""
+def _seed_study(
+    args: argparse.Namespace, data: Path, out: Path, seeds: list[int], students: list[str]
+) -> None:
+    """``students`` again under other training seeds, on the split the teacher was trained with."""
     import statistics
 
     from graft.data import scan_dataset
@@ -189,7 +193,7 @@ def _seed_study(args: argparse.Namespace, data: Path, out: Path, seeds: list[int
                 link.symlink_to(Path(path).resolve())
     table: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
-        for name in RUNS[1:]:
+        for name in students:
             run_out = out / "seeds" / str(seed)
             shutil.rmtree(run_out / name, ignore_errors=True)
             seeded = argparse.Namespace(**{**vars(args), "seed": seed})
