@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--int8-weights",
         choices=WEIGHT_TYPES,
         help=f"weight type (default {defaults.weights}: 8-bit, within a point of fp32 on Lite0, but slower "
-        "than fp32 on x86 CPUs without VNNI; int8: signed 7-bit, 1.6x faster than fp32 there, 1-2 points "
+        "than fp32 on x86 CPUs without VNNI; int8: signed 7-bit, 1.4x faster than fp32 there, 1-2 points "
         "less accurate)",
     )
     g.add_argument(

@@ -26,8 +26,8 @@ class Int8Options:
       calibrate the activation ranges.
     - ``method``: ``minmax`` | ``entropy`` | ``percentile`` (onnxruntime's calibrators).
     - ``weights``: ``uint8`` (8-bit unsigned: faithful to fp32 within a point, but onnxruntime's
-      uint8 x uint8 kernels ran 3.4x slower than fp32 on an x86 CPU without VNNI) | ``int8`` (signed,
-      7-bit range, onnxruntime's fast uint8 x int8 kernels: 1.6x faster than fp32 there, 1-2 points
+      uint8 x uint8 kernels ran 4-5x slower than fp32 on an x86 CPU without VNNI) | ``int8`` (signed,
+      7-bit range, onnxruntime's fast uint8 x int8 kernels: 1.4-1.6x faster than fp32 there, 1-2 points
       less accurate on EfficientNet-Lite0).
     - ``uint8_layers``: with ``weights="int8"``, layers whose weights are stored unsigned (same 7-bit
       range, uint8 x uint8 kernels): the ``stem`` (first convolution, raw pixels in) is the most

