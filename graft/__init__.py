@@ -57,6 +57,7 @@ _API: dict[str, str] = {
     "select": "graft.select",
     "SelectionResult": "graft.select",
     "export": "graft.export",
+    "Int8Options": "graft.export",
     # reports
     "write_report": "graft.report",
     "grad_cam": "graft.report",
