@@ -9,8 +9,7 @@ The public API, imported lazily so that ``import graft`` stays fast:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from graft.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -68,14 +67,4 @@ _API: dict[str, str] = {
 __all__ = sorted([*_API, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'graft' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _API, cache=True)

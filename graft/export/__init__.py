@@ -9,8 +9,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from graft.lazy import lazy_exports
 
 _API = {
     "ExportError": "graft.export.onnx",
@@ -21,11 +20,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _API:
-        raise AttributeError(f"module 'graft.export' has no attribute '{name}'")
-    return getattr(importlib.import_module(_API[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+__getattr__, __dir__ = lazy_exports(__name__, _API)
