@@ -1,7 +1,7 @@
 """Bench: epoch time with and without the frozen-prefix cache, for ``head`` and ``freeze-upto K``.
 
 On the animals sample (real 28x28 silhouettes, 10 classes) with ``efficientnet_lite0`` (shipped
-weights), no random augmentation, the same batches in the same order for both paths:
+weights), no random augmentation, the same shuffled batches in the same order for both paths:
 
 - uncached: ``model(x)`` every step (frozen groups run forward each epoch, BatchNorm frozen);
 - cached: :func:`graft.features.prefix_cache.split_frozen_prefix` +
@@ -96,10 +96,20 @@ def accuracy(model, test) -> float:
     return float((pred == y).float().mean())
 
 
+def shuffled(dataset, batch_size: int) -> DataLoader:
+    """Shuffled batches in the same order for both paths (the cache is index-aligned with the data).
+
+    The sample is sorted by class: unshuffled batches hold one class each, which wrecks training
+    with BatchNorm layers in train mode (freeze-upto) and proves nothing about the cache.
+    """
+    generator = torch.Generator().manual_seed(0)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
+
+
 def run_setting(args, name: str, upto: int, train_set, test_set, num_classes: int) -> dict:
     from graft.features.prefix_cache import cache_prefix_outputs, split_frozen_prefix
 
-    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=False)
+    loader = shuffled(train_set, args.batch_size)
     plain = make_model(args, num_classes, upto)
     plain.train()
     plain_times = train(
@@ -115,7 +125,7 @@ def run_setting(args, name: str, upto: int, train_set, test_set, num_classes: in
     cache = cache_prefix_outputs(split.prefix, DataLoader(train_set, batch_size=64))
     build = time.perf_counter() - start
     cached.train()
-    cached_loader = DataLoader(cache, batch_size=args.batch_size, shuffle=False)
+    cached_loader = shuffled(cache, args.batch_size)
     params = [p for p in cached.parameters() if p.requires_grad]
     cached_times = train(split.suffix, params, cached_loader, args.epochs, args.lr)
     cached_acc = accuracy(cached, test_set)
