@@ -11,10 +11,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import types
-import typing
-from typing import Any
 
 from graft.config import read_yaml
 
@@ -25,7 +21,7 @@ _SKIP = {"data", "model"}
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``distill`` sub-command."""
     from graft.distill.config import DistillConfig
-    from graft.train.config import FitConfig
+    from graft.train.cli_options import add_config_flags
 
     p = subparsers.add_parser(
         "distill",
@@ -42,9 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--student", help="student model name, e.g. tv:mobilenet_v2, efficientnet_lite0")
     p.add_argument("--config", help="YAML file with fit and distill options (flags win)")
     d = p.add_argument_group("distillation")
-    _add_dataclass_options(d, DistillConfig, skip={"teacher"})
+    add_config_flags(d, skip=("teacher",), cls=DistillConfig)
     f = p.add_argument_group("training (same as graft fit)")
-    _add_dataclass_options(f, FitConfig, skip=_SKIP)
+    add_config_flags(f, skip=tuple(_SKIP))
     p.set_defaults(func=run)
 
 
@@ -54,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = read_yaml(args.config) if args.config else {}
     flags = {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS and v is not None}
+    if isinstance(flags.get("model_args"), list):  # --model-arg KEY=VALUE, repeated
+        flags["model_args"] = dict(flags["model_args"])
     options.update(flags)
     data = options.pop("data")
     teacher = options.pop("teacher", None)
@@ -66,38 +64,3 @@ def run(args: argparse.Namespace) -> int:
 
 
 _NOT_OPTIONS = {"func", "command", "verbose", "quiet", "traceback", "config"}
-
-
-def _add_dataclass_options(group: Any, cls: type, skip: set[str]) -> None:
-    """One ``--flag`` per dataclass field, typed from its annotation; default None (= not given)."""
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        if field.name in skip:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        tp = _strip_optional(hints[field.name])
-        default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = f"(default: {default})"
-        if tp is bool:
-            group.add_argument(
-                flag,
-                dest=field.name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=help_text,
-            )
-        elif typing.get_origin(tp) is typing.Literal:
-            choices = [str(a) for a in typing.get_args(tp)]
-            group.add_argument(flag, dest=field.name, choices=choices, default=None, help=help_text)
-        else:
-            kind = tp if tp in (int, float) else str
-            group.add_argument(flag, dest=field.name, type=kind, default=None, help=help_text)
-
-
-def _strip_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-        return str
-    return tp

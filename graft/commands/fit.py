@@ -42,5 +42,7 @@ def run(args: argparse.Namespace) -> int:
     }
     print(f"run folder: {result.run_dir}")
     print(f"bundle:     {result.bundle}")
+    if (result.run_dir / "report.html").is_file():
+        print(f"report:     {result.run_dir / 'report.html'}")
     print("metrics:    " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
     return 0

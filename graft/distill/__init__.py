@@ -7,8 +7,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from graft.lazy import lazy_exports
 
 _API = {
     "distill": "graft.distill.api",
@@ -29,8 +28,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str) -> Any:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'graft.distill' has no attribute '{name}'")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _API)

@@ -15,6 +15,10 @@ from graft.lazy import lazy_exports
 _API = {
     "fit": "graft.train.fitting",
     "FitResult": "graft.train.fitting",
+    "FitParts": "graft.train.fitting",
+    "prepare_fit": "graft.train.fitting",
+    "default_module": "graft.train.fitting",
+    "module_options": "graft.train.fitting",
     "FitConfig": "graft.train.config",
     "lr_find": "graft.train.lr_finder",
     "build_plan": "graft.train.recipes",

@@ -35,16 +35,21 @@ HELP = {
     "early_stop": "stop after N epochs without improvement of --monitor",
     "out": "run folder (checkpoints, metrics, bundle)",
     "resume": "continue the run in --out from its last checkpoint",
+    "report": "write OUT/report.html at the end (curves, confusion, mistakes, Grad-CAM; graft report)",
     "sync_bn": "DDP: compute BatchNorm statistics over all processes (small per-process batches)",
     "model_args": "extra model argument, YAML value, repeatable (hybrids: fusion=gated, proj_dim=128, "
     "'pretrained={cnn: true, vit: false}')",
 }
 
 
-def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("data",)) -> None:
-    """Add one flag per :class:`FitConfig` field (default: unset)."""
-    hints = typing.get_type_hints(FitConfig)
-    for f in dataclasses.fields(FitConfig):
+def add_config_flags(parser: Any, skip: tuple[str, ...] = ("data",), cls: type = FitConfig) -> None:
+    """Add one flag per field of the config dataclass ``cls`` (default: unset) to ``parser``.
+
+    ``parser`` is an ``ArgumentParser`` or one of its argument groups; ``graft distill`` adds the
+    fields of its ``DistillConfig`` and of :class:`FitConfig` this way.
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")

@@ -86,6 +86,7 @@ class FitConfig:
     out: str = "runs/fit"
     resume: bool = False
     progress: bool = True
+    report: bool = True  # write OUT/report.html (graft report) when training ends
 
     def __post_init__(self) -> None:
         _check_range("val_split", self.val_split, 0.0, 0.9)

@@ -149,10 +149,20 @@ def fit(
             bundle, module.eval_model(), parts.splits.classes, parts.data_config, cfg, plan, metrics
         )
         write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events})
-        # <- rank 0, every run file written: the place for the run report
+        if cfg.report:
+            _write_report(run)
     trainer.strategy.barrier("graft-fit-outputs")
     log.info("fit finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return FitResult(run, bundle, metrics, history, cfg, events)
+
+
+def _write_report(run: Path) -> None:
+    """The run's HTML report (rank 0, every run file written); a failure is a warning, not an error."""
+    from graft.report import write_report_safely
+
+    path = write_report_safely(run)
+    if path is not None:
+        log.info("report: %s", path)
 
 
 def prepare_fit(cfg: FitConfig, run: Path) -> FitParts:
@@ -368,14 +378,6 @@ def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[st
     return resolve_data_config(
         model, cfg.image_size, norm, dataset_stats=stats, in_chans=cfg.in_chans
     )
-
-
-def _make_module(
-    cfg: FitConfig, model: torch.nn.Module, splits: Any, groups: ModelGroups
-) -> GraftModule:
-    """graft fit's module without a data module (``graft.train.lr_finder`` builds its own)."""
-    parts = FitParts(cfg, Path(cfg.out), splits, model, {}, groups, None, None)  # type: ignore[arg-type]
-    return default_module(parts)
 
 
 def _make_datamodule(

@@ -23,7 +23,6 @@ from graft.errors import ConfigError, GraftError
 from graft.io import atomic_path, write_json
 from graft.log import get_logger
 from graft.train.config import FitConfig
-from graft.train.groups import ModelGroups
 from graft.train.recipes import Phase
 from graft.train.trainer import quiet_lightning
 
@@ -67,15 +66,13 @@ def lr_find(
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, verbose=False)
-    splits = fitting._scan(cfg)
-    model = fitting.create_model(cfg, splits.num_classes)
-    groups = ModelGroups.of(model)
-    module = fitting._make_module(cfg, model, splits, groups)
+    parts = fitting.prepare_fit(cfg, out)
+    module = fitting.default_module(parts)
+    groups = parts.groups
     trainable = (groups.head,) if phase == "head" else tuple(range(len(groups)))
     bn = "frozen" if phase == "head" else "eval"
     module.enter_phase(Phase(phase, 0, 1, trainable, 1.0, 1.0, bn))
-    dm = fitting._make_datamodule(cfg, splits, fitting._data_config(cfg, model, splits), None)
-    return _run(cfg, module, dm, out, phase, min_lr, max_lr, steps)
+    return _run(cfg, module, parts.datamodule, out, phase, min_lr, max_lr, steps)
 
 
 def _run(
