@@ -64,7 +64,13 @@ def main() -> None:
     )
     if not args.skip_fit:
         start = time.perf_counter()
-        options = {"recipe": "auto", "model": args.model, "image_size": args.image_size}
+        # no HTML report: the probe writes none either (graft fit writes one by default, ~5-10 s)
+        options = {
+            "recipe": "auto",
+            "model": args.model,
+            "image_size": args.image_size,
+            "report": False,
+        }
         if args.epochs:
             options["epochs"] = args.epochs
         fitted = graft.fit(str(root), out=str(Path(args.out) / "fit"), **options)
