@@ -57,6 +57,11 @@ def parse_args() -> argparse.Namespace:
         default="tv:mobilenet_v2",
         help="student model (tv:mobilenet_v2 or efficientnet_lite0)",
     )
+    p.add_argument(
+        "--student-weights",
+        default="pretrained",
+        help="student initialisation: pretrained (shipped weights) or none (random init, from scratch)",
+    )
     p.add_argument("--image-size", type=int, default=64, help="student input size")
     p.add_argument("--teacher-size", type=int, default=96, help="teacher input size")
     p.add_argument("--epochs", type=int, default=3, help="student epochs (same for every student)")
@@ -152,6 +157,7 @@ def _run_one(
     student: dict[str, Any] = {
         **common, "recipe": args.recipe, "epochs": args.epochs, "image_size": args.image_size,
         "augment": args.augment, "flip": args.augment != "none", "out": str(out / name),
+        "weights": args.student_weights, "report": False,
     }  # fmt: skip
     if name == "no_kd":
         return fit(data, model=args.student, **student).metrics, None
