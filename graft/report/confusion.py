@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
+from graft.inference.plots import confusion_figure
 from graft.report.context import ReportContext
-from graft.report.figures import figure_data_uri, pyplot
+from graft.report.figures import figure_data_uri
 from graft.report.html import Section, esc, img, table
 from graft.report.predictions import MissingPiece
 
@@ -55,22 +54,5 @@ def per_class_section(ctx: ReportContext) -> Section:
 
 
 def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
-    """The confusion matrix as a ``data:`` URI (counts written in cells up to 30 classes)."""
-    plt = pyplot()
-    cm = np.asarray(matrix)
-    rows = cm.sum(axis=1, keepdims=True)
-    frac = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
-    n = len(classes)
-    size = min(3 + 0.45 * n, 20)
-    fig, ax = plt.subplots(figsize=(size + 1, size * 0.85))
-    shown = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true")
-    ax.set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticklabels(classes, fontsize=8)
-    if n <= 30:
-        for i in range(n):
-            for j in range(n):
-                color = "white" if frac[i, j] > 0.5 else "black"
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color, fontsize=8)
-    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
-    return figure_data_uri(fig)
+    """The confusion matrix as a ``data:`` URI (the figure of ``graft evaluate``'s PNG)."""
+    return figure_data_uri(confusion_figure(matrix, classes))
