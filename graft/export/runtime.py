@@ -42,6 +42,9 @@ class OnnxModel:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        # no busy-waiting threads between calls: graft runs onnxruntime next to torch work (decoding,
+        # preprocessing, DataLoader workers), which spinning threads would slow down
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 os.fspath(path), options, providers=["CPUExecutionProvider"]

@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -313,41 +312,10 @@ def create_model(cfg: FitConfig, num_classes: int) -> torch.nn.Module:
     weights = None if cfg.weights in ("pretrained", "none") else cfg.weights
     if cfg.dropout:
         extra["drop_rate"] = cfg.dropout
-    if isinstance(pretrained, dict):
-        pretrained = branch_keys(cfg.model, pretrained)
-    for key in ("branch_kwargs", "branch_inputs"):
-        if isinstance(extra.get(key), dict):
-            extra[key] = branch_keys(cfg.model, extra[key])
+    # a hybrid's per-branch mappings ({cnn: true, vit: false}, by kind, name or position) are
+    # resolved by graft.hybrid itself
     return _create(cfg.model, num_classes=num_classes, pretrained=pretrained, in_chans=cfg.in_chans,
                    head=cfg.head, weights=weights, **extra)  # fmt: skip
-
-
-_TOKEN_MODELS = re.compile(r"vit|deit|beit|eva|swin|cait|xcit|levit|mvit|dino|pit_|tnt_|crossvit")
-
-
-def branch_keys(model: str, mapping: dict[str, Any]) -> dict[str, Any]:
-    """A per-branch mapping of a hybrid with ``cnn`` / ``vit`` keys rewritten to branch names.
-
-    Example:
-        >>> branch_keys("test_efficientnet+test_vit", {"cnn": True, "vit": False})
-        {'test_efficientnet': True, 'test_vit': False}
-    """
-    if "+" not in model or not any(k in ("cnn", "vit") for k in mapping):
-        return mapping
-    names = [n.strip() for n in model.split("+")]
-    kinds = {"vit": [n for n in names if _TOKEN_MODELS.search(n.lower())]}
-    kinds["cnn"] = [n for n in names if n not in kinds["vit"]]
-    out = {}
-    for key, value in mapping.items():
-        if key in ("cnn", "vit"):
-            if len(kinds[key]) != 1:
-                raise ConfigError(
-                    f"model argument key '{key}' is ambiguous for hybrid {model} (branches "
-                    f"{names}); use the branch names as keys, e.g. {{{names[-1]}: false}}."
-                )
-            key = kinds[key][0]
-        out[key] = value
-    return out
 
 
 def _scan(cfg: FitConfig) -> Any:
