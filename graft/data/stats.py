@@ -102,6 +102,7 @@ def dataset_stats(
     workers: int | None = None,
     progress: bool = True,
     executor: str = "thread",
+    distributed: bool = True,
 ) -> DatasetStats:
     """Compute :class:`DatasetStats` for a folder, CSV or scanned :class:`Splits`.
 
@@ -112,6 +113,8 @@ def dataset_stats(
     Inside a ``torch.distributed`` process group (``torchrun``, ``graft stats --devices N``), each
     rank decodes a contiguous shard of the images and the exact integer sums are all-reduced (the
     per-image facts gathered in rank order): every rank returns the same result as one process.
+    ``distributed=False`` computes everything in this process even inside a process group: for
+    callers that run on one rank only (the run report), where a collective would wait forever.
 
     Example:
         >>> s = dataset_stats("data/xrays", model="efficientnet_lite0", progress=False)  # doctest: +SKIP
@@ -120,7 +123,7 @@ def dataset_stats(
     """
     splits = source if isinstance(source, Splits) else scan_dataset(source, verify=False)
     paths = [p for p, _ in splits.all_samples()]
-    rank, world = _process_group()
+    rank, world = _process_group() if distributed else (0, 1)
     mine = paths[len(paths) * rank // world : len(paths) * (rank + 1) // world]
     total = _accumulate(mine, workers, progress and rank == 0, executor)
     if world > 1:

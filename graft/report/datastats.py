@@ -51,7 +51,9 @@ def _pixel_stats(splits: Any, limit: int) -> tuple[Any, int]:
 
     sample = bounded(splits.all_samples(), limit, seed=0)
     part = Splits(classes=list(splits.classes), train=sample, source=splits.source)
-    return dataset_stats(part, model=None, progress=False, executor="serial"), len(sample)
+    # rank 0 alone writes the report: no collective with the other ranks of a DDP run
+    stats = dataset_stats(part, model=None, progress=False, executor="serial", distributed=False)
+    return stats, len(sample)
 
 
 def _stats_html(stats: Any, n: int, total: int, ctx: ReportContext) -> str:

@@ -100,6 +100,8 @@ def test_ddp_only_rank_zero_writes(tiny_folder_session, tmp_path):
     rank1 = [p for p in ranks[1]["writes"] if p.startswith(str(run.resolve()))]
     assert rank1 == [], rank1
     assert any(p.endswith("model.json") for p in ranks[0]["writes"])
+    # the run report is rank 0's alone (it once waited forever on a collective the others never ran)
+    assert any(p.endswith("report.html") for p in ranks[0]["writes"])
 
 
 def test_sync_bn_on_cpu_processes_is_refused_clearly():
