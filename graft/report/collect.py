@@ -62,7 +62,11 @@ def read_run(run_dir: str | os.PathLike) -> RunData:
     data.config_text = (run / "config.yaml").read_text(encoding="utf-8")
     data.config = _yaml(data.config_text, run / "config.yaml")
     data.history = _read_csv(run / "metrics.csv")
-    data.steps = [row for path in _log_files(run) for row in _read_csv(path)]
+    from graft.train.outputs import (
+        log_files,  # fit's run-folder layout (imports torch: not at start)
+    )
+
+    data.steps = [row for path in log_files(run) for row in _read_csv(path)]
     _read_final(run, data)
     data.skipped = _read_skipped(run / "skipped.tsv")
     return data
@@ -113,17 +117,6 @@ def _number(value: str) -> float | str:
         return float(value)
     except ValueError:
         return value
-
-
-def _log_files(run: Path) -> list[Path]:
-    """``logs/metrics.csv`` then each resume's ``logs-N/metrics.csv`` in order."""
-    resumes = sorted(run.glob("logs-*/metrics.csv"), key=lambda p: _suffix(p.parent.name))
-    return [p for p in [run / "logs" / "metrics.csv", *resumes] if p.is_file()]
-
-
-def _suffix(name: str) -> int:
-    tail = name.split("-", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
 
 
 def _read_final(run: Path, data: RunData) -> None:

@@ -12,16 +12,13 @@ from graft.inference.plots import confusion_figure
 from graft.report.context import ReportContext
 from graft.report.figures import figure_data_uri
 from graft.report.html import Section, esc, img, table
-from graft.report.predictions import MissingPiece
 
 
 def confusion_section(ctx: ReportContext) -> Section:
     """Counts with row-normalised colours (recall per true class)."""
     section = Section("confusion-matrix", "Confusion matrix")
-    try:
-        preds = ctx.predictions()
-    except MissingPiece as e:
-        section.notes.append(f"no predictions: {e}")
+    preds = ctx.predictions_or_note(section.notes)
+    if preds is None:
         return section
     matrix = preds.metrics.get("confusion_matrix")
     if not matrix:
@@ -36,10 +33,8 @@ def confusion_section(ctx: ReportContext) -> Section:
 def per_class_section(ctx: ReportContext) -> Section:
     """Precision, recall, F1 and support per class, plus the overall accuracies."""
     section = Section("per-class", "Per-class scores")
-    try:
-        preds = ctx.predictions()
-    except MissingPiece as e:
-        section.notes.append(f"no predictions: {e}")
+    preds = ctx.predictions_or_note(section.notes)
+    if preds is None:
         return section
     rows = [[r["class"], float(r["precision"]), float(r["recall"]), float(r["f1"]), int(r["support"])]
             for r in preds.metrics.get("per_class") or []]  # fmt: skip

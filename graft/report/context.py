@@ -68,6 +68,18 @@ class ReportContext:
         """Evaluation outputs when there are some, else predictions on the validation split."""
         return self._once("predictions", self._predict)
 
+    def predictions_or_note(self, notes: list[str]) -> Predictions | None:
+        """:meth:`predictions`, or ``None`` with the reason added to ``notes`` (a section's notes).
+
+        Example:
+            >>> preds = ctx.predictions_or_note(section.notes)  # doctest: +SKIP
+        """
+        try:
+            return self.predictions()
+        except MissingPiece as e:
+            notes.append(f"no predictions: {e}")
+            return None
+
     # ------------------------------------------------------------------------------ loading
 
     def _load_bundle(self) -> Any:

@@ -14,7 +14,7 @@ from PIL import Image
 from graft.report.context import ReportContext
 from graft.report.figures import png_data_uri
 from graft.report.html import Section, esc, figure, img
-from graft.report.predictions import MissingPiece, Predictions
+from graft.report.predictions import Predictions
 
 THUMB = 112  # pixels on the longer side; small images are enlarged (pixelated) to this
 
@@ -22,10 +22,8 @@ THUMB = 112  # pixels on the longer side; small images are enlarged (pixelated) 
 def mistakes_section(ctx: ReportContext) -> Section:
     """Thumbnails of up to ``options.mistakes`` wrong predictions, most confident first."""
     section = Section("mistakes", "Most confident mistakes")
-    try:
-        preds = ctx.predictions()
-    except MissingPiece as e:
-        section.notes.append(f"no predictions: {e}")
+    preds = ctx.predictions_or_note(section.notes)
+    if preds is None:
         return section
     chosen = most_confident_mistakes(preds, ctx.options.mistakes)
     wrong = int((preds.true != preds.pred).sum())

@@ -50,10 +50,21 @@ def _read_rows(log_csv: Path) -> list[tuple[int, dict[str, str]]]:
         return [(int(float(r["epoch"])), r) for r in csv.DictReader(f) if r.get("epoch")]
 
 
+def log_files(run: Path) -> list[Path]:
+    """Lightning's CSV logs of a run, in order: ``logs/metrics.csv``, then each resume's ``logs-N``.
+
+    Example:
+        >>> log_files(Path("runs/x"))  # doctest: +SKIP
+        [PosixPath('runs/x/logs/metrics.csv'), PosixPath('runs/x/logs-1/metrics.csv')]
+    """
+    resumes = [p for p in run.glob("logs-*/metrics.csv") if p.parent.name[5:].isdigit()]
+    resumes.sort(key=lambda p: int(p.parent.name[5:]))
+    return [p for p in [run / "logs" / "metrics.csv", *resumes] if p.is_file()]
+
+
 def write_history(run: Path, plan: Plan) -> list[dict[str, Any]]:
     """Write ``run/metrics.csv`` (one row per epoch) atomically and return its rows."""
-    resumes = sorted(run.glob("logs-*/metrics.csv"), key=lambda p: int(p.parent.name.split("-")[1]))
-    history = epoch_history([run / "logs" / "metrics.csv", *resumes], plan)
+    history = epoch_history(log_files(run), plan)
     keys = list(HISTORY_KEYS) + sorted(
         {k for r in history for k in r} - set(HISTORY_KEYS) - {"train_loss_step"}
     )

@@ -108,8 +108,9 @@ class ProgressiveUnfreezing(pl.Callback):
         for optimizer in trainer.optimizers:
             for entry, group in zip(pl_module.layout, optimizer.param_groups, strict=True):
                 group["lr"] = phase.lr_of(entry["group"], n_groups) * factor
-        for key, value in group_lrs(phase, pl_module.groups.names, factor).items():
-            pl_module.log(key, value, on_step=True, on_epoch=False)
+        pl_module.log_dict(
+            group_lrs(phase, pl_module.groups.names, factor), on_step=True, on_epoch=False
+        )
 
     # -- state ----------------------------------------------------------------------------------
 
