@@ -15,6 +15,19 @@ os.environ.setdefault("GRAFT_OFFLINE", "1")  # tests never reach for the network
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same random state (torch, numpy, random): a red CI is reproducible."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
 @pytest.fixture
 def tiny_folder(tmp_path: Path) -> Path:
     """3 classes x 8 images of 32x32 RGB, PNG and JPEG mixed."""
