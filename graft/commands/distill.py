@@ -47,13 +47,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``graft distill`` and print the report line."""
     from graft.distill import distill
+    from graft.distill.config import DistillConfig
+    from graft.train.cli_options import options_from_args
+    from graft.train.config import FitConfig
 
     options = read_yaml(args.config) if args.config else {}
-    flags = {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS and v is not None}
-    if isinstance(flags.get("model_args"), list):  # --model-arg KEY=VALUE, repeated
-        flags["model_args"] = dict(flags["model_args"])
-    options.update(flags)
-    data = options.pop("data")
+    options.update(options_from_args(args, FitConfig, DistillConfig))
+    if args.student:
+        options["student"] = args.student
+    options.pop("data", None)  # the positional argument wins over a YAML key
+    data = args.data
     teacher = options.pop("teacher", None)
     student = options.pop("student", None) or options.pop("model", None)
     result = distill(data, teacher=teacher, student=student, **options)
@@ -61,6 +64,3 @@ def run(args: argparse.Namespace) -> int:
     shown = {k: v for k, v in result.metrics.items() if k in ("val_acc", "test_acc", "fit_seconds")}
     print("student bundle:", result.bundle, " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
     return 0
-
-
-_NOT_OPTIONS = {"func", "command", "verbose", "quiet", "traceback", "config"}

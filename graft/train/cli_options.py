@@ -71,9 +71,16 @@ def add_config_flags(parser: Any, skip: tuple[str, ...] = ("data",), cls: type =
             )
 
 
-def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`FitConfig` fields that were given on the command line."""
-    names = {f.name for f in dataclasses.fields(FitConfig)}
+def options_from_args(args: argparse.Namespace, *classes: type) -> dict[str, Any]:
+    """The fields of ``classes`` (default: :class:`FitConfig`) that were given on the command line.
+
+    Repeated ``--model-arg KEY=VALUE`` pairs become the ``model_args`` mapping; ``data`` is left out.
+
+    Example:
+        >>> options_from_args(argparse.Namespace(data="x", epochs=3, lr=None, verbose=False))
+        {'epochs': 3}
+    """
+    names = {f.name for cls in classes or (FitConfig,) for f in dataclasses.fields(cls)}
     out = {k: v for k, v in vars(args).items() if k in names and k != "data" and v is not None}
     if isinstance(out.get("model_args"), list):
         out["model_args"] = dict(out["model_args"])
