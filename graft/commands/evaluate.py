@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from graft.inference.cli_flags import add_inference_flags
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -31,16 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="split to evaluate (default test; an ImageFolder without split folders is evaluated whole)",
     )
     p.add_argument("--out", help="folder for the report files (default: print only)")
-    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
     p.add_argument("--top-k", type=int, default=5, help="also report top-k accuracy (default 5)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument("--device", default="cpu", help="torch device for PyTorch bundles (default cpu)")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        help="image decoding processes (default 0: in the main process)",
-    )
+    add_inference_flags(p)
     p.add_argument(
         "--no-report",
         action="store_true",
