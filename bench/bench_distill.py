@@ -82,6 +82,12 @@ def parse_args() -> argparse.Namespace:
         help="student augmentation, flip included unless none (none: teacher outputs cached)",
     )
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--grad-clip",
+        type=float,
+        default=0.0,
+        help="gradient norm clipping of every student (0: off, graft distill's default; fit's is 1)",
+    )
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--alpha", type=float, default=1.0, help="logit KD weight of both KD runs")
     p.add_argument(
@@ -170,6 +176,7 @@ def _student(
         **_common(seed), "recipe": args.recipe, "epochs": args.epochs, "image_size": args.image_size,
         "augment": args.augment, "flip": args.augment != "none", "out": str(folder),
         "weights": args.student_weights, "batch_size": args.batch_size,
+        "grad_clip": args.grad_clip,  # 0: off (None would mean fit's default)
     }  # fmt: skip
     if name == "no_kd":
         return fit(str(data), model=args.student, **student).metrics, None

@@ -41,6 +41,11 @@ from graft.train.fitting import FitParts, fit, module_options
 log = get_logger("graft.distill")
 
 DEFAULT_OUT = "runs/distill"
+# graft fit clips the gradient norm at 1. The KD term's logit gradient is up to T times CE's, so the
+# clip throttled every distillation step: on the bench (5 seeds) logit KD went from -0.6 points
+# against no KD with the clip to the gain reported in the README without it. Distill turns it off
+# unless the caller sets grad_clip.
+NO_GRAD_CLIP = 0.0
 
 
 @dataclass
@@ -95,6 +100,8 @@ def distill(
         )
     if student is not None:
         fit_opts["model"] = student
+    if config is None and "grad_clip" not in fit_opts:
+        fit_opts["grad_clip"] = NO_GRAD_CLIP
     fit_opts.setdefault("out", config.out if config is not None else DEFAULT_OUT)
     asked = fit_opts.get("cache_frozen", config.cache_frozen if config is not None else None)
     fit_opts["cache_frozen"] = _cache_frozen(dcfg, asked)

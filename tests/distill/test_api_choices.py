@@ -61,3 +61,26 @@ def test_frozen_backbone_cache_only_for_logit_kd() -> None:
     assert _cache_frozen(logits_only, False) is False
     assert _cache_frozen(DistillConfig(), None) is False  # feature pairs: the taps need the maps
     assert _cache_frozen(DistillConfig(feature_pairs="layer2:blocks.1"), True) is False
+
+
+class _Stop(Exception):
+    """Raised by the stand-in fit: the test only needs the options distill passes on."""
+
+
+def test_grad_clip_off_unless_the_caller_sets_it(monkeypatch) -> None:
+    from graft.distill import api
+
+    seen = []
+
+    def fake_fit(data, config=None, callbacks=None, **options):
+        seen.append((config, options))
+        raise _Stop
+
+    monkeypatch.setattr(api, "fit", fake_fit)
+    monkeypatch.setattr(api, "load_teacher", lambda source: _source(CLASSES))
+    for extra in ({}, {"grad_clip": 0.5}, {"config": FitConfig(grad_clip=2.0)}):
+        with pytest.raises(_Stop):
+            api.distill("data", teacher="t", student="s", **extra)
+    assert seen[0][1]["grad_clip"] == api.NO_GRAD_CLIP == 0.0  # fit's clip at 1 throttles KD
+    assert seen[1][1]["grad_clip"] == 0.5
+    assert "grad_clip" not in seen[2][1] and seen[2][0].grad_clip == 2.0
