@@ -21,8 +21,8 @@ On the animals sample (real 28x28 silhouettes, 10 classes), in one run:
 Target of the issue: a KD student at least 1 point above the no-KD student at equal epochs, read here
 as the mean paired gain over the seeds (one run's test accuracy moves 1-2 points with the seed alone).
 
-Run:  .venv/bin/python bench/bench_distill.py --out bench-out/distill-low
-Finished runs in --out are reused; ``--redo`` trains them again.
+Run:  .venv/bin/python bench/bench_distill.py --out bench-out/distill-noclip
+Finished runs in --out are reused (use another --out when you change a setting); ``--redo`` trains them again.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def parse_args() -> argparse.Namespace:
         "--seeds", default="0,1,2,3,4", help="training seeds of the students (comma-separated)"
     )
     p.add_argument("--runs", default=",".join(STUDENTS), help="student runs (comma-separated)")
-    p.add_argument("--out", default="bench-out/distill-low")
+    p.add_argument("--out", default="bench-out/distill-noclip")
     p.add_argument("--redo", action="store_true", help="train finished runs again")
     return p.parse_args()  # fmt: skip
 
