@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(d, skip=("teacher",), cls=DistillConfig)
     f = p.add_argument_group("training (same as graft fit)")
     add_config_flags(f, skip=tuple(_SKIP))
+    for action in f._group_actions:  # distill's own default (graft.distill.api.NO_GRAD_CLIP)
+        if action.dest == "grad_clip":
+            action.help = (
+                "gradient norm clip (default: off for distill; fit's 1.0 throttles the KD term)"
+            )
     p.set_defaults(func=run)
 
 

@@ -36,6 +36,11 @@ def test_distill_parser_has_fit_and_distill_options() -> None:
     fit_fields = {f.name for f in dataclasses.fields(FitConfig)} - {"data", "model", "cache_frozen"}
     assert fit_fields <= set(vars(args))
     assert args.batch_size is None  # not given: graft fit's default applies
+    sub = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices[
+        "distill"
+    ]
+    clip = next(a for a in sub._actions if a.dest == "grad_clip")
+    assert args.grad_clip is None and "off for distill" in clip.help  # distill's default, not fit's
 
 
 def test_distill_cli_errors_cleanly(tiny_folder, capsys) -> None:
