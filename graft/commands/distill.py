@@ -16,6 +16,8 @@ from graft.config import read_yaml
 
 # fit options that distill sets itself or that have their own flag here
 _SKIP = {"data", "model"}
+# fit options whose distill default differs from fit's (graft.distill.api.NO_GRAD_CLIP)
+_HELPS = {"grad_clip": "gradient norm clip (default: off for distill; fit's 1.0 throttles the KD term)"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,12 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d = p.add_argument_group("distillation")
     add_config_flags(d, skip=("teacher",), cls=DistillConfig)
     f = p.add_argument_group("training (same as graft fit)")
-    add_config_flags(f, skip=tuple(_SKIP))
-    for action in f._group_actions:  # distill's own default (graft.distill.api.NO_GRAD_CLIP)
-        if action.dest == "grad_clip":
-            action.help = (
-                "gradient norm clip (default: off for distill; fit's 1.0 throttles the KD term)"
-            )
+    add_config_flags(f, skip=tuple(_SKIP), helps=_HELPS)
     p.set_defaults(func=run)
 
 

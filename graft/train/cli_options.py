@@ -42,11 +42,23 @@ HELP = {
 }
 
 
-def add_config_flags(parser: Any, skip: tuple[str, ...] = ("data",), cls: type = FitConfig) -> None:
+def add_config_flags(
+    parser: Any,
+    skip: tuple[str, ...] = ("data",),
+    cls: type = FitConfig,
+    helps: dict[str, str] | None = None,
+) -> None:
     """Add one flag per field of the config dataclass ``cls`` (default: unset) to ``parser``.
 
     ``parser`` is an ``ArgumentParser`` or one of its argument groups; ``graft distill`` adds the
-    fields of its ``DistillConfig`` and of :class:`FitConfig` this way.
+    fields of its ``DistillConfig`` and of :class:`FitConfig` this way. ``helps`` replaces the help
+    text of the named fields (a command whose default differs from the dataclass's says so there).
+
+    Example:
+        >>> p = argparse.ArgumentParser()
+        >>> add_config_flags(p, helps={"epochs": "student epochs"})
+        >>> [a.help for a in p._actions if a.dest == "epochs"]
+        ['student epochs']
     """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -54,10 +66,11 @@ def add_config_flags(parser: Any, skip: tuple[str, ...] = ("data",), cls: type =
             continue
         flag = "--" + f.name.replace("_", "-")
         tp = _strip_optional(hints[f.name])
-        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": _help(f)}
+        text = (helps or {}).get(f.name) or _help(f)
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": text}
         if typing.get_origin(tp) is dict or tp is dict:  # --model-arg KEY=VALUE, repeatable
             flag = flag.removesuffix("s")
-            kwargs["help"] = HELP.get(f.name, kwargs["help"])
+            kwargs["help"] = (helps or {}).get(f.name) or HELP.get(f.name, text)
             parser.add_argument(
                 flag, action="append", type=key_value, metavar="KEY=VALUE", **kwargs
             )
