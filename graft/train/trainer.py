@@ -22,6 +22,27 @@ from graft.train.recipes import Plan
 from graft.train.unfreeze import ProgressiveUnfreezing
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` (the resume point) at the end of every epoch, whatever the monitored metric did.
+
+    Lightning's ``save_last=True`` only writes ``last.ckpt`` in an epoch that also saved a top-k
+    checkpoint, so with validation a crash resumed from the last *improving* epoch and lost the
+    epochs after it. Its own class gives it its own state in checkpoints (Lightning keys callback
+    states by class name and options).
+
+    Example:
+        >>> LastCheckpoint(Path("runs/x/checkpoints")).filename
+        'last'
+    """
+
+    def __init__(self, dirpath: Path) -> None:
+        super().__init__(
+            dirpath=dirpath, filename="last", monitor=None, save_top_k=1,
+            auto_insert_metric_name=False, enable_version_counter=False,
+            save_on_train_epoch_end=True,
+        )  # fmt: skip
+
+
 def make_trainer(
     cfg: FitConfig,
     run: Path,
@@ -34,7 +55,7 @@ def make_trainer(
     mode = "min" if "loss" in cfg.monitor else "max"
     best = ModelCheckpoint(
         dirpath=run / "checkpoints", filename="best", monitor=monitor, mode=mode,
-        save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
+        save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False,
         save_on_train_epoch_end=True,  # after validation: a resume starts cleanly at the next epoch
     )  # fmt: skip
     guard = FiniteLossGuard(run / "checkpoints", run)  # before ModelCheckpoint: no NaN checkpoint
@@ -43,6 +64,7 @@ def make_trainer(
         EpochTimer(),
         guard,
         best,
+        LastCheckpoint(run / "checkpoints"),
     ]
     if cfg.early_stop is not None and monitor:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stop))
