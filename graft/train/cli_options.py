@@ -66,11 +66,11 @@ def add_config_flags(
             continue
         flag = "--" + f.name.replace("_", "-")
         tp = _strip_optional(hints[f.name])
-        text = (helps or {}).get(f.name) or _help(f)
-        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": text}
+        override = (helps or {}).get(f.name)
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": override or _help(f)}
         if typing.get_origin(tp) is dict or tp is dict:  # --model-arg KEY=VALUE, repeatable
             flag = flag.removesuffix("s")
-            kwargs["help"] = (helps or {}).get(f.name) or HELP.get(f.name, text)
+            kwargs["help"] = override or HELP.get(f.name, kwargs["help"])
             parser.add_argument(
                 flag, action="append", type=key_value, metavar="KEY=VALUE", **kwargs
             )
