@@ -133,6 +133,9 @@ def _strip_optional(tp: Any) -> Any:
 
 
 def _help(f: dataclasses.Field) -> str:
+    """The field's ``metadata["help"]`` (preferred) or its entry in :data:`HELP`, plus its default."""
     default = f.default if f.default is not dataclasses.MISSING else None
-    text = HELP.get(f.name, f.name.replace("_", " "))
+    text = f.metadata.get("help") or HELP.get(f.name, f.name.replace("_", " "))
+    if "default" in text:  # the text states its default itself
+        return text
     return f"{text} (default: {'auto' if default is None else default})"
