@@ -52,10 +52,10 @@ _API: dict[str, str] = {
     "tune_allocator": "graft.runtime",
     # hybrids, distillation, selection, export
     "create_hybrid": "graft.hybrid",
-    "distill": "graft.distill",
-    "select": "graft.select",
+    "distill_model": "graft.distill",
+    "select_models": "graft.select",
     "SelectionResult": "graft.select",
-    "export": "graft.export",
+    "export_model": "graft.export",
     "Int8Options": "graft.export",
     # reports
     "write_report": "graft.report",
@@ -64,7 +64,20 @@ _API: dict[str, str] = {
     "GraftError": "graft.errors",
 }
 
+# sub-packages that are also reachable as graft.NAME (never a function of the same name: they were
+# graft.select / graft.distill / graft.export functions; calling the package still works for one
+# release with a warning, see graft.lazy.deprecated_call)
+_PACKAGES = ("select", "distill", "export")
+
 __all__ = sorted([*_API, "__version__"])
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _API, cache=True)
+_getattr, __dir__ = lazy_exports(__name__, _API, cache=True)
+
+
+def __getattr__(name: str):
+    if name in _PACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    return _getattr(name)

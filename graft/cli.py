@@ -11,8 +11,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
+import contextlib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -51,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        return _run(args)
     except GraftError as e:
         if args.traceback:
             traceback.print_exc()
@@ -65,13 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _command_modules() -> list:
-    import graft.commands as package
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; with ``--json`` anything it prints besides the result goes to stderr."""
+    if not getattr(args, "json", False):
+        return int(args.func(args) or 0)
+    args.stdout = sys.stdout  # graft.commands._common.emit writes the one JSON document here
+    with contextlib.redirect_stdout(sys.stderr):
+        return int(args.func(args) or 0)
 
-    names = sorted(
-        m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")
-    )
-    return [importlib.import_module(f"graft.commands.{name}") for name in names]
+
+def _command_modules() -> list:
+    from graft.commands import command_modules
+
+    return list(command_modules().values())
 
 
 if __name__ == "__main__":

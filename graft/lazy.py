@@ -42,3 +42,30 @@ def lazy_exports(
         return sorted({*vars(sys.modules[package]), *api})
 
     return __getattr__, __dir__
+
+
+def deprecated_call(package: str, function: str, new: str) -> None:
+    """Keep ``package(...)`` callable for one release: it warns and calls ``package.function``.
+
+    ``graft.select``, ``graft.distill`` and ``graft.export`` were both functions and packages (which
+    one ``graft.select`` gave depended on import order); they are packages now, and the functions are
+    ``graft.select_models``, ``graft.distill_model`` and ``graft.export_model``.
+
+    Example:
+        >>> deprecated_call("graft.select", "select_models", "graft.select_models")  # doctest: +SKIP
+    """
+    module = sys.modules[package]
+
+    class _CallableModule(type(module)):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            import warnings
+
+            warnings.warn(
+                f"calling {package}(...) is deprecated and will be removed in the next release; "
+                f"use {new}(...) ({package} is a package)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return getattr(self, function)(*args, **kwargs)
+
+    module.__class__ = _CallableModule

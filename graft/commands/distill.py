@@ -12,57 +12,61 @@ from __future__ import annotations
 
 import argparse
 
+from graft.commands._common import add_parser, emit
 from graft.config import read_yaml
+from graft.distill.config import DistillConfig
+from graft.options import combine, options_from_args
+from graft.train.config import FitConfig
 
-# fit options that distill sets itself or that have their own flag here
-_SKIP = {"data", "model"}
-# fit options whose distill default differs from fit's (graft.distill.api.NO_GRAD_CLIP)
-_HELPS = {"grad_clip": "gradient norm clip (default: off for distill; fit's 1.0 throttles the KD term)"}
+# the student is distill's model; the rest of fit's options apply as they are
+DistillCommand = combine("DistillCommand", DistillConfig, FitConfig, skip=("data", "model"))
+OPTIONS = {"distill": DistillCommand}
+# options whose distill default differs from fit's (graft.distill.api.NO_GRAD_CLIP, DEFAULT_OUT)
+_HELPS = {
+    "grad_clip": "gradient norm clip (default: off for distill; fit's 1.0 throttles the KD term)",
+    "out": "run folder: checkpoints, metrics, bundle/ with the student (default: runs/distill)",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``distill`` sub-command."""
-    from graft.distill.config import DistillConfig
-    from graft.train.cli_options import add_config_flags
-
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "distill",
+        DistillCommand,
+        helps=_HELPS,
         help="train a small student from a teacher (logit and feature distillation)",
         description="Train --student on DATA from --teacher: loss = CE + alpha * KD(T) * T^2 + "
-        "beta * sum(feature losses). Writes a run folder like `graft fit`; bundle/ holds the student.",
+        "beta * sum(feature losses). Writes a run folder like `graft fit`; bundle/ holds the "
+        "student. Every graft fit option applies.",
     )
     p.add_argument(
         "data", help="image folder (class sub-folders, or train/ val/ test/) or labels CSV"
     )
-    p.add_argument(
-        "--teacher", help="teacher: a bundle folder from `graft fit`, or a pretrained model name"
-    )
-    p.add_argument("--student", help="student model name, e.g. tv:mobilenet_v2, efficientnet_lite0")
-    p.add_argument("--config", help="YAML file with fit and distill options (flags win)")
-    d = p.add_argument_group("distillation")
-    add_config_flags(d, skip=("teacher",), cls=DistillConfig)
-    f = p.add_argument_group("training (same as graft fit)")
-    add_config_flags(f, skip=tuple(_SKIP), helps=_HELPS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``graft distill`` and print the report line."""
-    from graft.distill import distill
-    from graft.distill.config import DistillConfig
-    from graft.train.cli_options import options_from_args
-    from graft.train.config import FitConfig
+    from graft.distill import distill_model
 
     options = read_yaml(args.config) if args.config else {}
-    options.update(options_from_args(args, FitConfig, DistillConfig))
-    if args.student:
-        options["student"] = args.student
+    options.update(options_from_args(args, DistillCommand))
     options.pop("data", None)  # the positional argument wins over a YAML key
-    data = args.data
     teacher = options.pop("teacher", None)
     student = options.pop("student", None) or options.pop("model", None)
-    result = distill(data, teacher=teacher, student=student, **options)
-    print(result.report)
+    result = distill_model(args.data, teacher=teacher, student=student, **options)
     shown = {k: v for k, v in result.metrics.items() if k in ("val_acc", "test_acc", "fit_seconds")}
-    print("student bundle:", result.bundle, " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+    text = f"{result.report}\nstudent bundle: {result.bundle} " + " ".join(
+        f"{k}={v:.4g}" for k, v in shown.items()
+    )
+    data = {
+        "run_dir": str(result.run_dir),
+        "bundle": str(result.bundle),
+        "metrics": result.metrics,
+        "teacher": vars(result.teacher),
+        "student": vars(result.student),
+        "report": result.report,
+    }
+    emit(args, data, text)
     return 0

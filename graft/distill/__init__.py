@@ -1,15 +1,16 @@
 """Knowledge distillation: train a small student from a teacher with graft fit's machinery.
 
 Example:
-    >>> from graft.distill import distill  # doctest: +SKIP
-    >>> r = distill("data/pets", teacher="runs/big/bundle", student="efficientnet_lite0", out="runs/kd")  # doctest: +SKIP
+    >>> from graft.distill import distill_model  # doctest: +SKIP
+    >>> r = distill_model("data/pets", teacher="runs/big/bundle", student="efficientnet_lite0", out="runs/kd")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from graft.lazy import lazy_exports
+from graft.lazy import deprecated_call, lazy_exports
 
 _API = {
+    "distill_model": "graft.distill.api",
     "distill": "graft.distill.api",
     "DistillResult": "graft.distill.api",
     "DistillConfig": "graft.distill.config",
@@ -29,3 +30,4 @@ __all__ = sorted(_API)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _API)
+deprecated_call(__name__, "distill_model", "graft.distill_model")

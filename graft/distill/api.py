@@ -7,7 +7,7 @@ and adapters, and the teacher/student report). ``bundle/`` holds the student onl
 classifier bundle for ``graft evaluate``, ``predict`` and ``export``.
 
 Example:
-    >>> r = distill("data/animals", teacher="runs/lite2/bundle", student="tv:mobilenet_v2",
+    >>> r = distill_model("data/animals", teacher="runs/lite2/bundle", student="tv:mobilenet_v2",
     ...             epochs=5, image_size=96, out="runs/kd")  # doctest: +SKIP
     >>> print(r.report)  # doctest: +SKIP
     teacher tf_efficientnet_lite2: acc 0.931, ... | student tv:mobilenet_v2: acc 0.915, ...
@@ -63,7 +63,7 @@ class DistillResult:
     distill_config: DistillConfig | None = None
 
 
-def distill(
+def distill_model(
     data: str | None = None,
     *,
     teacher: str | os.PathLike | nn.Module | None = None,
@@ -83,7 +83,7 @@ def distill(
     :func:`graft.train.fit` itself with a distillation module (its ``module_factory`` hook).
 
     Example:
-        >>> r = distill("data/pets", teacher="runs/big/bundle", student="efficientnet_lite0",
+        >>> r = distill_model("data/pets", teacher="runs/big/bundle", student="efficientnet_lite0",
         ...             feature_loss="at", recipe="full", epochs=4, out="runs/kd")  # doctest: +SKIP
         >>> r.metrics["test_acc"], r.teacher.accuracy  # doctest: +SKIP
         (0.91, 0.93)
@@ -98,8 +98,10 @@ def distill(
         raise ConfigError(
             "distill needs a teacher: a bundle folder written by `graft fit` or a model name."
         )
+    student = student if student is not None else dcfg.student
     if student is not None:
         fit_opts["model"] = student
+    dcfg.student = fit_opts.get("model", config.model if config is not None else None)
     if config is None and "grad_clip" not in fit_opts:
         fit_opts["grad_clip"] = NO_GRAD_CLIP
     fit_opts.setdefault("out", config.out if config is not None else DEFAULT_OUT)
@@ -351,3 +353,7 @@ def _summary(dcfg, source, alpha, pairs, distiller, t_stats, s_stats, report) ->
         "student_stats": vars(s_stats),
         "report": report,
     }
+
+
+# its name before graft.distill became only a package (kept for one release)
+distill = distill_model

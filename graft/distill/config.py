@@ -14,31 +14,47 @@ from typing import Any, Literal
 
 from graft import config as _config
 from graft.errors import ConfigError
+from graft.options import option
 
 
 @dataclass
 class DistillConfig:
     """Distillation options; every ``graft fit`` option (recipe, schedule, outputs...) applies too."""
 
-    teacher: str | None = (
-        None  # a bundle folder (fine-tuned on the task) or a pretrained model name
+    teacher: str | None = option(
+        None, "teacher: a bundle folder fine-tuned on the task, or a pretrained model name"
     )
-    alpha: float | None = (
-        None  # weight of logit KD (None: 1.0 when the teacher knows the classes, else 0)
+    student: str | None = option(
+        None, "student model name, e.g. tv:mobilenet_v2 or efficientnet_lite0"
     )
-    temperature: float = 4.0  # KD temperature T (the KD term is scaled by T^2)
-    beta: float = 1.0  # weight of the sum of feature losses (0: logits only)
-    feature_pairs: str = (
-        "auto"  # "auto" (forward_features of each), "none", or "s_layer:t_layer,..."
+    alpha: float | None = option(
+        None,
+        "weight of logit KD",
+        default_text="1.0 when the teacher knows the classes, else 0",
     )
-    feature_loss: Literal["mse", "cosine", "at"] = "mse"
-    spatial: Literal["interpolate", "pool"] = (
-        "interpolate"  # how student maps meet the teacher's grid
+    temperature: float = option(4.0, "KD temperature T (the KD term is scaled by T^2; 1-8)")
+    beta: float = option(1.0, "weight of the sum of feature losses (0: logits only)")
+    feature_pairs: str = option(
+        "auto", "auto (forward_features of each), none, or 's_layer:t_layer,...'"
     )
-    feature_norm: bool = False  # standardise features over channels before the loss
-    teacher_image_size: int | None = None  # None: the teacher's own input size
-    cache_teacher: bool | None = None  # None: on when training inputs are not randomly augmented
-    latency: bool = True  # measure batch-1 CPU latency of teacher and student for the report
+    feature_loss: Literal["mse", "cosine", "at"] = option(
+        "mse", "feature loss: mse, cosine, or at (attention transfer)"
+    )
+    spatial: Literal["interpolate", "pool"] = option(
+        "interpolate", "how student feature maps meet the teacher's grid"
+    )
+    feature_norm: bool = option(False, "standardise features over channels before the loss")
+    teacher_image_size: int | None = option(
+        None, "teacher input size in pixels", default_text="the teacher's own"
+    )
+    cache_teacher: bool | None = option(
+        None,
+        "compute teacher outputs once",
+        default_text="on when training inputs are not randomly augmented",
+    )
+    latency: bool = option(
+        True, "measure batch-1 CPU latency of teacher and student for the report"
+    )
 
     def __post_init__(self) -> None:
         if self.alpha is not None and self.alpha < 0:

@@ -12,7 +12,7 @@ agree on the top-1 class for every input and stay within 1e-3 of the logit scale
 int8 exports report the same numbers and, with labelled ``data``, the accuracy change.
 
 Example:
-    >>> r = export("runs/pets/bundle", quantize="int8", calibration="data/pets", data="data/pets")  # doctest: +SKIP
+    >>> r = export_model("runs/pets/bundle", quantize="int8", calibration="data/pets", data="data/pets")  # doctest: +SKIP
     >>> r.summary()  # doctest: +SKIP
     'onnx int8-static -> runs/pets/bundle-onnx-int8 (4.9 MB): top-1 agreement 99.0% ...'
 """
@@ -80,7 +80,7 @@ class ExportResult:
         return text
 
 
-def export(
+def export_model(
     bundle: Bundle | str | os.PathLike,
     format: str = "onnx",
     quantize: str | None = None,
@@ -102,7 +102,7 @@ def export(
     :mod:`graft.export.quantize` for what was measured).
 
     Example:
-        >>> export("runs/pets/bundle", out="deploy/pets").path  # doctest: +SKIP
+        >>> export_model("runs/pets/bundle", out="deploy/pets").path  # doctest: +SKIP
         PosixPath('deploy/pets')
     """
     start = time.perf_counter()
@@ -311,3 +311,7 @@ def _accuracy_change(source: Bundle, out: Path, data: str | os.PathLike) -> dict
     before = evaluate(source, data).accuracy
     after = evaluate(out, data).accuracy
     return {"pytorch": before, "exported": after, "change": after - before}
+
+
+# its name before graft.export became only a package (kept for one release)
+export = export_model

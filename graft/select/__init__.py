@@ -1,14 +1,15 @@
 """Model selection: which backbone for my data and latency budget, measured on my data and machine.
 
 Example:
-    >>> from graft.select import select  # doctest: +SKIP
-    >>> result = select("data/pets", available=True, latency_budget_ms=20, out="runs/select")  # doctest: +SKIP
+    >>> from graft.select import select_models  # doctest: +SKIP
+    >>> result = select_models("data/pets", available=True, latency_budget_ms=20, out="runs/select")  # doctest: +SKIP
     >>> print(result)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from graft.select.api import fit_command, select
+from graft.lazy import deprecated_call
+from graft.select.api import fit_command, select, select_models
 from graft.select.cost import Cost, measure_cost
 from graft.select.profile import DatasetProfile, dataset_profile
 from graft.select.result import SelectionResult, pareto_front
@@ -30,4 +31,7 @@ __all__ = [
     "nce",
     "pareto_front",
     "select",
+    "select_models",
 ]
+
+deprecated_call(__name__, "select_models", "graft.select_models")

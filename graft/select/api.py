@@ -10,7 +10,7 @@ measured score (``rank_by``), candidates within the latency budget first.
 position scaled to 0 (worst) .. 1 (best), so no single noisy score decides alone.
 
 Example:
-    >>> r = select("data/pets", candidates=["efficientnet_lite0", "tv:mobilenet_v2"],
+    >>> r = select_models("data/pets", candidates=["efficientnet_lite0", "tv:mobilenet_v2"],
     ...            latency_budget_ms=30, out="runs/select")  # doctest: +SKIP
     >>> print(r.table())  # doctest: +SKIP
 """
@@ -55,7 +55,7 @@ CONTROL_SUFFIX = "@random"
 EVERY_CANDIDATE = "*"  # model_args key for arguments that apply to every candidate
 
 
-def select(
+def select_models(
     data: str | os.PathLike,
     candidates: Sequence[str] | str | None = None,
     *,
@@ -98,7 +98,7 @@ def select(
     ``selection.txt`` and ``score_vs_latency.png`` there.
 
     Example:
-        >>> r = select("data/pets", available=True, latency_budget_ms=20)  # doctest: +SKIP
+        >>> r = select_models("data/pets", available=True, latency_budget_ms=20)  # doctest: +SKIP
         >>> r.top, r.fit_command  # doctest: +SKIP
         ('efficientnet_lite0', 'graft fit data/pets --model efficientnet_lite0 --out runs/fit-efficientnet_lite0')
     """
@@ -587,3 +587,7 @@ def write_outputs(result: SelectionResult, out: str | os.PathLike) -> dict[str, 
     write_text(files["table"], result.summary() + "\n")
     result.to_json(files["json"])
     return files
+
+
+# its name before graft.select became only a package (kept for one release)
+select = select_models

@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from graft import config as _config
 from graft.errors import ConfigError
+from graft.options import (
+    ACCELERATOR_HELP,
+    DEVICES_HELP,
+    NUM_NODES_HELP,
+    STRATEGY_HELP,
+    option,
+)
 
 Recipe = Literal["auto", "head", "full", "freeze-upto", "progressive"]
 BnPolicy = Literal["auto", "frozen", "eval", "train"]
@@ -29,64 +36,123 @@ class FitConfig:
     """Options of :func:`graft.fit` / ``graft fit`` (``None`` means: chosen automatically)."""
 
     # data
-    data: str | None = None  # ImageFolder root (train/ val/ test/ or class folders) or CSV
-    val_split: float = 0.1  # used when the data has no val/ folder
-    balance: Literal["none", "sampler", "weights"] = "none"  # class imbalance handling
-    cache_images: bool = False  # keep decoded images in memory between epochs
-    workers: int | None = None  # data loader processes (None: by CPU count)
+    data: str | None = option(
+        None, "ImageFolder root (class sub-folders, or train/ val/ test/ folders) or a labels CSV"
+    )
+    val_split: float = option(
+        0.1, "fraction of train held out for validation when there is no val/ folder"
+    )
+    balance: Literal["none", "sampler", "weights"] = option(
+        "none", "class imbalance: none, sampler (balanced batches) or weights (weighted loss)"
+    )
+    cache_images: bool = option(
+        False, "keep decoded images in memory between epochs (small datasets, slow disks)"
+    )
+    workers: int | None = option(
+        None, "data loader processes", default_text="by CPU count"
+    )
     # model
-    model: str = "efficientnet_lite0"
-    weights: str = "pretrained"  # "pretrained", "none" (random init) or a weights file
-    in_chans: int = 3
-    head: str = "linear"
-    # extra create_model arguments; hybrids: fusion, proj_dim, pretrained={"vit": False}, ...
-    model_args: dict[str, Any] = field(default_factory=dict)
-    dropout: float = 0.0
-    image_size: int | None = None  # None: the weights' input size
-    normalization: str = "pretrained"  # "pretrained", "dataset" or "MEAN:STD" (e.g. 0.5:0.25)
-    augment: Literal["none", "light", "standard"] = "light"
-    flip: bool = True
+    model: str = option("efficientnet_lite0", "backbone name (see `graft models`)")
+    weights: str = option(
+        "pretrained", "pretrained (shipped/offline weights), none (random init) or a weights file"
+    )
+    in_chans: int = option(
+        3, "input channels; 1 for grayscale, >3 for multispectral (the stem is adapted)"
+    )
+    head: str = option(
+        "linear", "classifier head: linear, or mlp (one hidden layer) for a harder task"
+    )
+    model_args: dict[str, Any] = option(
+        {},
+        "extra model argument, YAML value, repeatable (hybrids: fusion=gated, proj_dim=128, "
+        "'pretrained={cnn: true, vit: false}')",
+        flag="--model-arg",
+    )
+    dropout: float = option(0.0, "dropout before the classifier (0: the model's own)")
+    image_size: int | None = option(
+        None, "input size in pixels", default_text="the weights' input size"
+    )
+    normalization: str = option(
+        "pretrained",
+        "input mean/std: pretrained (the weights'), dataset (measured on train) or MEAN:STD",
+    )
+    augment: Literal["none", "light", "standard"] = option(
+        "light", "training augmentation strength (none for tiny or already varied data)"
+    )
+    flip: bool = option(
+        True, "random horizontal flips (turn off when left/right matters, e.g. digits)"
+    )
     # recipe
-    recipe: Recipe = "auto"
-    freeze_upto: int | None = None  # recipe freeze-upto: groups [0, K) stay frozen
-    unfreeze: str | None = None  # recipe progressive: "2:+2,4:all" or "5:blocks.4-5,10:blocks.0-"
-    lr_decay: float = 0.5  # progressive: LR factor applied at each unfreezing step
-    epochs: int | None = None  # None: from the dataset size (recipe auto)
-    head_epochs: int | None = None  # auto: epochs of the head-only phase
-    bn: BnPolicy = "auto"  # BatchNorm: frozen parts eval ("frozen"), all eval ("eval"), all batch stats ("train")
-    cache_frozen: bool | None = None  # cache outputs of frozen layers (None: on when it applies)
+    recipe: Recipe = option(
+        "auto", "auto (head, then all with spread LRs), head, full, freeze-upto, progressive"
+    )
+    freeze_upto: int | None = option(None, "freeze-upto: groups [0, K) stay frozen")
+    unfreeze: str | None = option(
+        None, "progressive schedule: '2:+2,4:all' or '5:blocks.4-5,10:blocks.0-'"
+    )
+    lr_decay: float = option(
+        0.5, "progressive: learning-rate factor applied at each unfreezing step"
+    )
+    epochs: int | None = option(None, "total epochs", default_text="from the dataset size")
+    head_epochs: int | None = option(
+        None, "recipe auto: epochs of the head-only phase", default_text="a third of --epochs"
+    )
+    bn: BnPolicy = option(
+        "auto", "BatchNorm: auto, frozen (frozen parts eval), eval (all eval), train (all batch stats)"
+    )
+    cache_frozen: bool | None = option(
+        None,
+        "compute frozen backbone outputs once and train on them",
+        default_text="on for auto and head when it applies",
+    )
     # optimisation
-    batch_size: int = 32
-    lr: float | None = None  # head learning rate (None: recipe default)
-    lr_mult: float = 10.0  # head LR / stem LR, geometric in between
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    momentum: float = 0.9
-    weight_decay: float = 0.01  # never applied to norms and biases
-    schedule: Literal["cosine", "onecycle", "step", "constant"] = "cosine"
-    warmup: float = 0.1  # fraction of each phase spent warming up
-    label_smoothing: float = 0.1
-    mixup: float = 0.0  # mixup alpha (0: off)
-    cutmix: float = 0.0  # cutmix alpha (0: off)
-    ema: bool = False
-    ema_decay: float = 0.998
-    grad_clip: float | None = 1.0
-    early_stop: int | None = None  # patience in epochs (None: off)
-    monitor: str = "val_loss"  # metric for the best checkpoint and early stopping
+    batch_size: int = option(32, "images per training batch (per process)")
+    lr: float | None = option(
+        None, "head learning rate (see `graft lr-find`)", default_text="the recipe's"
+    )
+    lr_mult: float = option(10.0, "head LR / stem LR (geometric spread between)")
+    optimizer: Literal["adamw", "sgd"] = option("adamw", "optimizer")
+    momentum: float = option(0.9, "SGD momentum (AdamW: beta1)")
+    weight_decay: float = option(0.01, "weight decay (never applied to norms and biases)")
+    schedule: Literal["cosine", "onecycle", "step", "constant"] = option(
+        "cosine", "learning-rate schedule within each phase"
+    )
+    warmup: float = option(
+        0.1, "fraction of each phase spent ramping the learning rate up (0.1 = 10%)"
+    )
+    label_smoothing: float = option(0.1, "cross-entropy label smoothing (0: off)")
+    mixup: float = option(0.0, "mixup alpha (0: off; 0.2 for small noisy datasets)")
+    cutmix: float = option(0.0, "cutmix alpha (0: off)")
+    ema: bool = option(False, "also keep an exponential moving average of the weights")
+    ema_decay: float = option(0.998, "EMA decay per step (closer to 1: slower average)")
+    grad_clip: float | None = option(1.0, "gradient norm clip (0 or none: off)")
+    early_stop: int | None = option(
+        None, "stop after N epochs without improvement of --monitor", default_text="off"
+    )
+    monitor: str = option(
+        "val_loss", "metric for the best checkpoint and early stopping (val_loss, val_acc)"
+    )
     # hardware
-    precision: Literal["32", "bf16-mixed", "16-mixed", "64"] = "32"
-    accelerator: str = "auto"
-    devices: str = "auto"
-    strategy: str = "auto"
-    num_nodes: int = 1
-    sync_bn: bool = False
-    channels_last: bool = False
+    precision: Literal["32", "bf16-mixed", "16-mixed", "64"] = option(
+        "32", "numeric precision (bf16-mixed on recent GPUs and CPUs is faster)"
+    )
+    accelerator: str = option("auto", ACCELERATOR_HELP)
+    devices: str = option("auto", DEVICES_HELP)
+    strategy: str = option("auto", STRATEGY_HELP)
+    num_nodes: int = option(1, NUM_NODES_HELP)
+    sync_bn: bool = option(
+        False, "DDP: compute BatchNorm statistics over all processes (small per-process batches)"
+    )
+    channels_last: bool = option(False, "channels-last memory format (faster convolutions on GPU)")
     # reproducibility and outputs
-    seed: int = 0
-    deterministic: bool = False
-    out: str = "runs/fit"
-    resume: bool = False
-    progress: bool = True
-    report: bool = True  # write OUT/report.html (graft report) when training ends
+    seed: int = option(0, "random seed (split, initialisation, augmentation, order)")
+    deterministic: bool = option(False, "deterministic algorithms only (reproducible, slower)")
+    out: str = option("runs/fit", "run folder (checkpoints, metrics, bundle/, config.yaml)")
+    resume: bool = option(False, "continue the run in --out from its last checkpoint")
+    progress: bool = option(True, "show progress bars (on stderr)")
+    report: bool = option(
+        True, "write OUT/report.html at the end (curves, confusion, mistakes, Grad-CAM)"
+    )
 
     def __post_init__(self) -> None:
         _check_range("val_split", self.val_split, 0.0, 0.9)
