@@ -160,7 +160,7 @@ def help_text(f: dataclasses.Field) -> str:
     text = f.metadata.get("help")
     if not text:
         raise TypeError(f"option '{f.name}' has no metadata['help']; say what it does")
-    if "default" in text:  # the text states its default itself
+    if "default" in text or f.metadata.get("positional"):  # states its default itself / required
         return text
     if f.default is not dataclasses.MISSING:
         default = f.default

@@ -3,6 +3,7 @@
 Example:
     $ graft extract data/pets --model efficientnet_lite0 --image-size 128 --out feats/pets
     $ graft extract data/pets --model resnet50 --pool none --image-size 256 --layer 4 --out feats/maps
+    $ graft extract data/pets --accelerator cpu --devices 2 --out feats/pets
     $ graft extract data/pets --model efficientnet_lite0+vit_tiny_patch16_224 \
           --model-arg 'pretrained={cnn: true, vit: false}' --model-arg 'branch_kwargs={vit: {img_size: 64}}'
 """
@@ -10,133 +11,117 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from graft.train.cli_options import key_value
+from graft.commands._common import add_parser, emit, note
+from graft.options import (
+    ACCELERATOR_HELP,
+    DEVICES_HELP,
+    NUM_NODES_HELP,
+    STRATEGY_HELP,
+    add_deprecated,
+    kwargs_of,
+    option,
+    resolve,
+)
+
+DATA_HELP = "ImageFolder, folder with train/ val/ test/, or CSV of path,label"
+MODEL_HELP = "backbone name (see `graft models`)"
+WEIGHTS_HELP = "pretrained (shipped/offline weights), none (random init) or a weights file"
+MODEL_ARG_HELP = (
+    "extra model argument, YAML value, repeatable, as in graft fit (hybrids: fusion=gated, "
+    "'pretrained={cnn: true, vit: false}', 'branch_kwargs={vit: {img_size: 64}}')"
+)
+
+
+@dataclass
+class ExtractOptions:
+    """Options of ``graft extract`` (and keyword arguments of :func:`graft.extract`)."""
+
+    data: str = option(None, DATA_HELP, positional=True)
+    model: str = option("efficientnet_lite0", MODEL_HELP)
+    weights: str = option("pretrained", WEIGHTS_HELP)
+    model_args: dict[str, Any] = option({}, MODEL_ARG_HELP, flag="--model-arg")
+    layer: str | None = option(
+        None, "stage index (0 = stem ... last) or module name", default_text="the last stage"
+    )
+    pool: Literal["avg", "max", "none"] = option(
+        "avg", "pool maps to vectors (avg: the model's own pre-logits; max) or keep them (none)"
+    )
+    image_size: int | None = option(None, "input size in pixels", default_text="the model's")
+    out: str | None = option(None, "feature store folder", default_text="DATA's name + '-features'")
+    batch_size: int = option(64, "images per batch (per process)")
+    workers: int | None = option(
+        None, "image decoding processes", default_text="cores - 1, at most 4"
+    )
+    resume: bool = option(True, "reuse features already in --out for unchanged images")
+    progress: bool = option(True, "show a progress bar (on stderr)")
+    accelerator: str = option("auto", ACCELERATOR_HELP)
+    devices: str = option(
+        "auto", DEVICES_HELP + "; each process extracts a shard, rank 0 writes the store"
+    )
+    strategy: str = option("auto", STRATEGY_HELP)
+    num_nodes: int = option(1, NUM_NODES_HELP)
+
+
+OPTIONS = {"extract": ExtractOptions}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "extract",
+        ExtractOptions,
         help="extract backbone features into a feature store",
         description="Run a pretrained backbone over an image dataset once and store its features "
-        "(safetensors shards + manifest.json). Interrupted runs resume; unchanged images are reused.",
+        "(safetensors shards + manifest.json). Interrupted runs resume; unchanged images are "
+        "reused. Under torchrun/srun the launcher's processes share the work.",
     )
-    p.add_argument("data", help="ImageFolder, folder with train/val/test, or CSV of path,label")
-    p.add_argument(
-        "--model", default="efficientnet_lite0", help="backbone (default efficientnet_lite0)"
-    )
-    p.add_argument(
-        "--model-arg",
-        dest="model_args",
-        action="append",
-        type=key_value,
-        default=None,
-        metavar="KEY=VALUE",
-        help="extra model argument, YAML value, repeatable, as in graft fit (hybrids: fusion=gated, "
-        "'pretrained={cnn: true, vit: false}', 'branch_kwargs={vit: {img_size: 64}}')",
-    )
-    p.add_argument(
-        "--layer",
-        default=None,
-        help="stage index (0 = stem ... last) or module name; default: the last stage",
-    )
-    p.add_argument(
-        "--pool",
-        default="avg",
-        choices=["avg", "max", "none"],
-        help="pool maps to vectors (avg: the model's own pre-logits; max) or keep them (none)",
-    )
-    p.add_argument("--image-size", type=int, default=None, help="input size (default: the model's)")
-    p.add_argument(
-        "--out", default=None, help="feature store folder (default: DATA name + '-features')"
-    )
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument(
-        "--workers", type=int, default=None, help="decoding processes (default: cores-1, max 4)"
-    )
-    p.add_argument("--no-resume", action="store_true", help="ignore features already in --out")
-    p.add_argument(
-        "--random-init", action="store_true", help="random weights instead of pretrained"
-    )
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument(
-        "--devices",
-        type=int,
-        default=1,
-        help="extract in N local processes (gloo), each a shard of the images; rank 0 writes the "
-        "store (default 1). Under torchrun/srun the launcher's processes are used instead",
-    )
+    add_hardware_deprecations(p)
+    add_deprecated(p, "--random-init", "weights", "--weights none", value="none")
     p.set_defaults(func=run)
+
+
+def add_hardware_deprecations(p: argparse.ArgumentParser) -> None:
+    """``--device cpu|cuda|cuda:N`` (the old spelling) -> ``--accelerator`` / ``--devices``."""
+    add_deprecated(
+        p, "--device", "old_device", "--accelerator cpu|gpu (and --devices N)", convert=str
+    )
+
+
+def hardware_of(args: argparse.Namespace, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` with an old ``--device`` turned into ``accelerator`` / ``devices``."""
+    old = getattr(args, "old_device", None)
+    if old is not None:
+        kind, _, index = old.partition(":")
+        given.setdefault("accelerator", kind)
+        given.setdefault("devices", f"{index}," if index else "1")
+    return given
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from graft import distributed
-    from graft.errors import ConfigError
-
-    if args.devices < 1:
-        raise ConfigError(f"--devices must be at least 1, got {args.devices}")
-    out = args.out or f"{Path(args.data).resolve().name}-features"
-    if distributed.init_from_env():  # launched by torchrun / srun: one report, from rank 0
-        summary = _extract(args, out)
-        if not distributed.is_rank_zero():
-            return 0
-    elif args.devices > 1:
-        summary = _spawned_extract(args, out)
-    else:
-        summary = _extract(args, out)
-    print(summary)
-    print(f"feature store: {out}", file=sys.stderr)
-    return 0
-
-
-def _extract(args: argparse.Namespace, out: str) -> str:
-    """Extract into ``out`` (this rank's shard inside a process group); the one-line summary."""
-    from graft import distributed
     from graft.features import extract
 
-    device = args.device
-    if device == "cuda" and distributed.world_size() > 1:
-        device = f"cuda:{distributed.local_rank()}"  # one GPU per process
-    f = extract(
-        args.data,
-        model=args.model,
-        layer=args.layer,
-        pool=args.pool,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        out=out,
-        resume=not args.no_resume,
-        pretrained=not args.random_init,
-        device=device,
-        progress=not args.quiet,
-        model_args=dict(args.model_args or []),
+    opts = resolve(args, ExtractOptions, **hardware_of(args, {}))
+    opts.out = opts.out or f"{Path(opts.data).resolve().name}-features"
+    distributed.hardware(opts.accelerator, opts.devices, opts.strategy, opts.num_nodes)
+    launched = distributed.init_from_env()  # torchrun / srun: this process is one rank
+    kwargs = kwargs_of(opts, skip=("data", "strategy", "num_nodes", "progress"))
+    f = extract(opts.data, progress=opts.progress and not args.quiet, **kwargs)
+    if launched and not distributed.is_rank_zero():
+        return 0
+    counts = {s: f.splits.count(s) for s in f.split_names}
+    shape = list(f.features.shape[1:])
+    text = (
+        f"{len(f)} images ({', '.join(f'{s} {n}' for s, n in counts.items())}), "
+        f"features {tuple(shape)}, {len(f.classes)} classes"
     )
-    counts = ", ".join(f"{s} {f.splits.count(s)}" for s in f.split_names)
-    shape = tuple(f.features.shape[1:])
-    return f"{len(f)} images ({counts}), features {shape}, {len(f.classes)} classes"
-
-
-def _spawned_extract(args: argparse.Namespace, out: str) -> str:
-    """Run :func:`_extract` in ``args.devices`` gloo processes; rank 0 hands back the summary."""
-    import tempfile
-    from pathlib import Path
-
-    from graft import distributed
-
-    with tempfile.TemporaryDirectory(prefix="graft-extract-") as tmp:
-        result = Path(tmp) / "summary.txt"
-        distributed.spawn(_rank_extract, args.devices, args, out, str(result))
-        return result.read_text()
-
-
-def _rank_extract(args: argparse.Namespace, out: str, result: str) -> None:
-    from graft import distributed
-    from graft.io import write_text
-
-    summary = _extract(args, out)
-    if distributed.is_rank_zero():
-        write_text(result, summary)
+    data = {"out": opts.out, "images": len(f), "splits": counts, "shape": shape,
+            "classes": list(f.classes)}  # fmt: skip
+    emit(args, data, text)
+    note(f"feature store: {opts.out}")
+    return 0

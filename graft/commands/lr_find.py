@@ -65,5 +65,7 @@ def run(args: argparse.Namespace) -> int:
         else "none (loss curve too flat or noisy)"
     )
     data = {"suggestion": result.suggestion, "phase": result.phase, "plot": str(result.plot)}
-    emit(args, data, f"suggested learning rate ({result.phase} phase): {shown}\nplot: {result.plot}")
+    emit(
+        args, data, f"suggested learning rate ({result.phase} phase): {shown}\nplot: {result.plot}"
+    )
     return 0

@@ -9,77 +9,113 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
+from dataclasses import dataclass
+from typing import Literal
+
+from graft.commands._common import add_parser, emit, note
+from graft.commands.extract import (
+    MODEL_HELP,
+    WEIGHTS_HELP,
+    add_hardware_deprecations,
+    hardware_of,
+)
+from graft.options import (
+    ACCELERATOR_HELP,
+    DEVICES_HELP,
+    add_deprecated,
+    kwargs_of,
+    option,
+    resolve,
+)
 
 CLASSIFIERS = ["logreg", "linear-svm", "svm-rbf", "knn", "ridge"]
 
 
+@dataclass
+class ProbeOptions:
+    """Options of ``graft probe`` (and keyword arguments of :func:`graft.probe`)."""
+
+    data: str = option(
+        None, "feature store folder, or ImageFolder / split folder / CSV of images", positional=True
+    )
+    clf: Literal["logreg", "linear-svm", "svm-rbf", "knn", "ridge"] = option(
+        "logreg", "classifier; its hyperparameters are chosen by cross-validation"
+    )
+    model: str = option("efficientnet_lite0", MODEL_HELP + "; image data only")
+    weights: str = option("pretrained", WEIGHTS_HELP + "; image data only")
+    layer: str | None = option(
+        None, "stage index or module name (image data)", default_text="the last stage"
+    )
+    pool: Literal["avg", "max", "none"] = option("avg", "pooling of feature maps (image data)")
+    image_size: int | None = option(
+        None, "input size in pixels (image data)", default_text="the model's"
+    )
+    pca: float | None = option(
+        None, "PCA components (>= 1) or variance fraction (< 1)", default_text="no PCA"
+    )
+    cv: int = option(
+        5,
+        "stratified cross-validation folds for the hyperparameters (at most 3 above 5,000 images)",
+    )
+    val_split: float | None = option(
+        None,
+        "fraction of train held out as val when there is no val/ or test/",
+        default_text="0.2 then",
+    )
+    seed: int = option(0, "random seed of the held-out split and of the classifier")
+    out: str | None = option(
+        None, "bundle folder for graft predict / evaluate", default_text="not saved"
+    )
+    features_out: str | None = option(
+        None, "also keep the extracted features in this folder (a feature store)",
+        default_text="not kept",
+    )  # fmt: skip
+    batch_size: int = option(64, "images per batch when extracting")
+    workers: int | None = option(
+        None, "image decoding processes", default_text="cores - 1, at most 4"
+    )
+    accelerator: str = option("auto", ACCELERATOR_HELP)
+    devices: str = option("1", DEVICES_HELP + "; several need --features-out")
+
+
+OPTIONS = {"probe": ProbeOptions}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "probe",
+        ProbeOptions,
         help="fit a scikit-learn probe on frozen features and save it as a bundle",
-        description="Standardise, optionally reduce with PCA, and fit a classifier whose hyperparameters "
-        "are chosen by stratified cross-validation. Input: a feature store (graft extract --out) or an "
-        "image dataset (features are extracted first). Reports CV, validation and test accuracy.",
+        description="Standardise, optionally reduce with PCA, and fit a classifier whose "
+        "hyperparameters are chosen by stratified cross-validation. Input: a feature store (graft "
+        "extract --out) or an image dataset (features are extracted first). Reports CV, "
+        "validation and test accuracy.",
     )
-    p.add_argument(
-        "data", help="feature store folder, or ImageFolder / split folder / CSV of images"
-    )
-    p.add_argument(
-        "--clf", default="logreg", choices=CLASSIFIERS, help="classifier (default logreg)"
-    )
-    p.add_argument("--model", default="efficientnet_lite0", help="backbone for image data")
-    p.add_argument("--layer", default=None, help="stage index or module name (image data)")
-    p.add_argument(
-        "--pool", default="avg", choices=["avg", "max", "none"], help="pooling (image data)"
-    )
-    p.add_argument("--image-size", type=int, default=None, help="input size (image data)")
-    p.add_argument(
-        "--pca", type=float, default=None, help="PCA components (>= 1) or variance fraction (< 1)"
-    )
-    p.add_argument(
-        "--cv",
-        type=int,
-        default=5,
-        help="stratified cross-validation folds for the hyperparameters "
-        "(default 5; at most 3 above 5,000 images)",
-    )
-    p.add_argument(
-        "--val-split", type=float, default=None, help="hold out this fraction of train as val"
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", default=None, help="bundle folder for graft predict / evaluate")
-    p.add_argument("--features-out", default=None, help="also keep the extracted features here")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument(
-        "--random-init", action="store_true", help="random backbone weights (a baseline)"
-    )
-    p.add_argument("--workers", type=int, default=None, help="decoding processes")
+    add_hardware_deprecations(p)
+    add_deprecated(p, "--random-init", "weights", "--weights none", value="none")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from graft.features import probe
 
-    pca = None if args.pca is None else (int(args.pca) if args.pca >= 1 else float(args.pca))
-    result = probe(
-        args.data,
-        clf=args.clf,
-        model=args.model,
-        pca=pca,
-        cv=args.cv,
-        layer=args.layer,
-        pool=args.pool,
-        image_size=args.image_size,
-        val_split=args.val_split,
-        seed=args.seed,
-        out=args.out,
-        features_out=args.features_out,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        pretrained=not args.random_init,
-    )
-    print(result.summary())
+    opts = resolve(args, ProbeOptions, **hardware_of(args, {}))
+    pca = opts.pca
+    if pca is not None:
+        pca = int(pca) if pca >= 1 else float(pca)
+    result = probe(opts.data, pca=pca, **kwargs_of(opts, skip=("data", "pca")))
+    data = {
+        "classes": result.classes,
+        "cv_accuracy": result.cv_accuracy,
+        "val_accuracy": result.val_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "params": result.probe.best_params_,
+        "extract_seconds": result.extract_seconds,
+        "fit_seconds": result.fit_seconds,
+        "bundle": str(result.bundle) if result.bundle else None,
+    }
+    emit(args, data, result.summary())
     if result.bundle:
-        print(f"bundle: {result.bundle}", file=sys.stderr)
+        note(f"bundle: {result.bundle}")
     return 0

@@ -53,11 +53,14 @@ def extract(
     workers: int | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = True,
-    pretrained: bool = True,
-    device: str = "cpu",
+    weights: str = "pretrained",
+    accelerator: str = "auto",
+    devices: int | str = "auto",
     progress: bool = True,
     shard_rows: int = SHARD_ROWS,
     model_args: Mapping[str, Any] | None = None,
+    pretrained: bool | None = None,
+    device: str | None = None,
 ) -> Features:
     """Extract features of every image in ``data`` (a folder, a CSV, or :class:`graft.data.Splits`).
 
@@ -65,13 +68,18 @@ def extract(
     ``layer``: ``None`` (last stage), a stage index into ``model.feature_info`` or a module name.
     ``pool``: ``avg`` / ``max`` give vectors, ``none`` keeps maps (a ResNet at 256 px: 8x8).
     ``out``: a folder for the feature store; ``resume=False`` ignores what is stored there.
+    ``weights``: ``"pretrained"``, ``"none"`` (random init) or a weights file.
+    ``accelerator`` / ``devices``: as in Lightning; ``devices=N`` on the CPU (or N GPUs) runs N
+    processes, each extracting a shard of the images, rank 0 writing the store (``out`` needed).
+    Inside a process group (``torchrun``) each rank extracts its shard on its own device.
+    (``pretrained=`` and ``device=`` are the old spellings, kept for one release.)
     ``model_args``: extra arguments for :func:`graft.create_model` when ``model`` is a name, e.g. for
     a hybrid ``{"fusion": "gated", "pretrained": {"cnn": True, "vit": False}}`` (a ``pretrained``
-    given here decides unless ``pretrained=False``).
+    given here decides unless ``weights="none"``).
 
     Example:
         >>> f = extract("data/pets", model="test_resnet", pool="none", image_size=256,
-        ...             pretrained=False)  # doctest: +SKIP
+        ...             weights="none")  # doctest: +SKIP
         >>> f.features.shape[-2:]  # doctest: +SKIP
         (8, 8)
         >>> f = extract("data/pets", model="efficientnet_lite0+vit_tiny_patch16_224",
@@ -80,8 +88,23 @@ def extract(
         >>> f.features.shape[1]  # the fused width: 1280 (Lite0) + 192 (ViT-Tiny)  # doctest: +SKIP
         1472
     """
+    weights = resolve_weights(weights, pretrained)
+    hw = _hardware(accelerator, devices, device)
+    if hw.processes > 1 and not distributed.is_initialized():
+        if out is None:
+            raise ConfigError(
+                f"extracting with {hw.processes} processes needs out=FOLDER: rank 0 writes the "
+                "feature store there and it is read back."
+            )
+        kwargs = dict(model=model, layer=layer, pool=pool, image_size=image_size,
+                      batch_size=batch_size, workers=workers, out=out, resume=resume,
+                      weights=weights, accelerator=accelerator, devices=devices,
+                      progress=progress, shard_rows=shard_rows, model_args=model_args)  # fmt: skip
+        distributed.spawn(_extract_rank, hw.processes, data, kwargs)
+        return Features.load(out)
+    device = hw.device() if distributed.is_initialized() else hw.device(0)
     tune_allocator()
-    net, name = _load_model(model, pretrained, model_args)
+    net, name = _load_model(model, weights, model_args)
     splits = _scan(data)
     samples = _tagged_samples(splits)
     data_cfg = _data_config(net, image_size)
@@ -97,8 +120,38 @@ def extract(
 # ----------------------------------------------------------------------------------- set-up steps
 
 
+def resolve_weights(weights: str, pretrained: bool | None = None) -> str:
+    """``weights`` (pretrained | none | PATH), or the old ``pretrained=True/False`` with a warning.
+
+    Example:
+        >>> resolve_weights("none")
+        'none'
+    """
+    if pretrained is not None:
+        from graft.options import warn_deprecated
+
+        warn_deprecated("pretrained=", "weights='pretrained' or weights='none'")
+        return "pretrained" if pretrained else "none"
+    return str(weights)
+
+
+def _hardware(accelerator: str, devices: Any, device: str | None) -> Any:
+    if device is not None:  # the old torch device string: cpu, cuda, cuda:1
+        from graft.options import warn_deprecated
+
+        warn_deprecated("device=", "accelerator= and devices=")
+        kind, _, index = str(device).partition(":")
+        accelerator, devices = kind, (f"{index}," if index else 1)
+    return distributed.hardware(accelerator, devices)
+
+
+def _extract_rank(data: Any, kwargs: dict[str, Any]) -> None:
+    """One spawned process of :func:`extract` (its shard of the images)."""
+    extract(data, **kwargs)
+
+
 def _load_model(
-    model: str | nn.Module, pretrained: bool, model_args: Mapping[str, Any] | None = None
+    model: str | nn.Module, weights: str, model_args: Mapping[str, Any] | None = None
 ) -> tuple[nn.Module, str]:
     if isinstance(model, nn.Module):
         if model_args:
@@ -112,8 +165,10 @@ def _load_model(
 
     kwargs = dict(model_args or {})
     wanted = kwargs.pop("pretrained", True)
-    weights = wanted if pretrained else _all_false(wanted)
-    return create_model(str(model), num_classes=0, pretrained=weights, **kwargs), str(model)
+    pretrained = _all_false(wanted) if weights == "none" else wanted
+    if weights not in ("pretrained", "none"):
+        kwargs["weights"] = weights  # a weights file
+    return create_model(str(model), num_classes=0, pretrained=pretrained, **kwargs), str(model)
 
 
 def _all_false(pretrained: Any) -> Any:

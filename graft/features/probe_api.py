@@ -83,9 +83,12 @@ def probe(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     features_out: str | os.PathLike | None = None,
-    pretrained: bool = True,
+    weights: str = "pretrained",
     batch_size: int = 64,
     workers: int | None = None,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    pretrained: bool | None = None,
 ) -> ProbeResult:
     """Fit a probe on the train split; report CV, validation and test accuracy; save a bundle to ``out``.
 
@@ -99,9 +102,13 @@ def probe(
         >>> r.test_accuracy  # doctest: +SKIP
         0.93
     """
+    from graft.features.extract import resolve_weights
+
     start = time.perf_counter()
+    hardware = {"accelerator": accelerator, "devices": devices}
+    weights = resolve_weights(weights, pretrained)
     backbone, feats = _features(
-        data, model, layer, pool, image_size, features_out, pretrained, batch_size, workers
+        data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware
     )
     extract_seconds = time.perf_counter() - start
     train, val, test = _splits(feats, val_split, seed)
@@ -124,13 +131,15 @@ def probe(
     return result
 
 
-def _features(data, model, layer, pool, image_size, features_out, pretrained, batch_size, workers):
+def _features(
+    data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware
+):
     """The backbone (or None when it is only needed for saving) and the features."""
     if isinstance(data, Features):
         return None, data
     if isinstance(data, (str, os.PathLike)) and (Path(data) / "manifest.json").exists():
         return None, Features.load(data)
-    backbone = model if isinstance(model, nn.Module) else _backbone(str(model), pretrained)
+    backbone = model if isinstance(model, nn.Module) else _backbone(str(model), weights)
     feats = extract(
         data,
         model=backbone,
@@ -140,14 +149,18 @@ def _features(data, model, layer, pool, image_size, features_out, pretrained, ba
         out=features_out,
         batch_size=batch_size,
         workers=workers,
+        **hardware,
     )
     return backbone, feats
 
 
-def _backbone(name: str, pretrained: bool) -> nn.Module:
+def _backbone(name: str, weights: str | bool) -> nn.Module:
     from graft.models import create_model
 
-    return create_model(name, num_classes=0, pretrained=pretrained)
+    if isinstance(weights, bool):  # pretrained=True/False
+        return create_model(name, num_classes=0, pretrained=weights)
+    file = None if weights in ("pretrained", "none") else weights
+    return create_model(name, num_classes=0, pretrained=weights != "none", weights=file)
 
 
 def _splits(feats: Features, val_split: float | None, seed: int):
@@ -219,7 +232,7 @@ def _backbone_for(feats: Features) -> nn.Module:
     spec = settings.get("spec") or {}
     name = str(spec.get("name", settings.get("model")))
     try:
-        backbone = _backbone(name, pretrained=True)
+        backbone = _backbone(name, "pretrained")
     except WeightsNotFoundError as e:
         raise GraftError(
             f"cannot save a bundle: the features in {feats.path} came from '{name}', whose pretrained "

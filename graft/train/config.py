@@ -48,9 +48,7 @@ class FitConfig:
     cache_images: bool = option(
         False, "keep decoded images in memory between epochs (small datasets, slow disks)"
     )
-    workers: int | None = option(
-        None, "data loader processes", default_text="by CPU count"
-    )
+    workers: int | None = option(None, "data loader processes", default_text="by CPU count")
     # model
     model: str = option("efficientnet_lite0", "backbone name (see `graft models`)")
     weights: str = option(
@@ -98,7 +96,8 @@ class FitConfig:
         None, "recipe auto: epochs of the head-only phase", default_text="a third of --epochs"
     )
     bn: BnPolicy = option(
-        "auto", "BatchNorm: auto, frozen (frozen parts eval), eval (all eval), train (all batch stats)"
+        "auto",
+        "BatchNorm: auto, frozen (frozen parts eval), eval (all eval), train (all batch stats)",
     )
     cache_frozen: bool | None = option(
         None,

@@ -211,7 +211,16 @@ def test_cli_extract(folder: Path, tmp_path: Path, capsys) -> None:
     from graft.cli import main
 
     out = tmp_path / "cli-store"
-    args = ["extract", str(folder), "--model", "test_resnet", "--random-init", "--image-size", "32"]
+    args = [
+        "extract",
+        str(folder),
+        "--model",
+        "test_resnet",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+    ]
     assert main([*args, "--out", str(out), "--pool", "none", "--workers", "0"]) == 0
     assert "12 images (train 12), features (96, 1, 1), 3 classes" in capsys.readouterr().out
     assert Features.load(out).features.shape == (12, 96, 1, 1)

@@ -140,7 +140,16 @@ def test_cli_probe_then_evaluate(folder: Path, tmp_path: Path, capsys) -> None:
     from graft.cli import main
 
     bundle = tmp_path / "bundle"
-    args = ["probe", str(folder), "--model", "test_resnet", "--random-init", "--image-size", "32"]
+    args = [
+        "probe",
+        str(folder),
+        "--model",
+        "test_resnet",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+    ]
     assert main([*args, "--clf", "knn", "--cv", "2", "--workers", "0", "--out", str(bundle)]) == 0
     assert capsys.readouterr().out.startswith("probe knn {")
     assert main(["evaluate", str(bundle), str(folder), "--split", "all"]) == 0
