@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from graft.options import add_options
@@ -67,3 +68,29 @@ def emit(args: argparse.Namespace, data: Any, text: str | None = None) -> None:
 def note(message: str) -> None:
     """A line for the user that is not the result (stderr)."""
     print(message, file=sys.stderr)
+
+
+def out_file(out: str | None, name: str, old_suffixes: tuple[str, ...]) -> Path | None:
+    """``OUT/name`` for a folder ``--out``; an ``--out`` ending in one of ``old_suffixes`` is the old
+    spelling (a file), still written there for one release with a warning.
+
+    Example:
+        >>> out_file("runs/stats", "stats.json", (".json",))
+        PosixPath('runs/stats/stats.json')
+    """
+    if out is None:
+        return None
+    path = Path(out)
+    if path.suffix.lower() in old_suffixes and not path.is_dir():
+        from graft.options import warn_deprecated
+
+        warn_deprecated(f"--out {out} (a file)", f"--out {path.with_suffix('')} (a folder: {name})")
+        return path
+    return path / name
+
+
+def save_config(options: Any, folder: Path | str) -> None:
+    """Write the resolved options as ``folder/config.yaml``, atomically."""
+    from graft.config import save
+
+    save(options, Path(folder) / "config.yaml")

@@ -2,84 +2,101 @@
 
 Example:
     $ graft stats data/pets --model efficientnet_lite0
-    $ graft stats data/xrays --json --out xrays-stats.json
+    $ graft stats data/xrays --json --out runs/xrays-stats
+    $ graft stats data/xrays --accelerator cpu --devices 2
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+from dataclasses import dataclass
+
+from graft.commands._common import add_parser, emit, note, out_file, save_config
+from graft.commands.extract import DATA_HELP
+from graft.options import (
+    ACCELERATOR_HELP,
+    DEVICES_HELP,
+    NUM_NODES_HELP,
+    STRATEGY_HELP,
+    option,
+    resolve,
+)
+
+
+@dataclass
+class StatsOptions:
+    """Options of ``graft stats`` (:func:`graft.dataset_stats` takes ``model``, ``workers``, ``progress``)."""
+
+    data: str = option(None, DATA_HELP, positional=True)
+    model: str = option(
+        "efficientnet_lite0", "model whose pretrained mean/std to compare with (see `graft models`)"
+    )
+    out: str | None = option(
+        None, "folder for stats.json and config.yaml", default_text="print only"
+    )
+    workers: int | None = option(
+        None, "decoding threads per process", default_text="CPU cores, at most 8"
+    )
+    progress: bool = option(True, "show a progress bar (on stderr)")
+    accelerator: str = option("auto", ACCELERATOR_HELP + "; decoding runs on the CPU")
+    devices: str = option("auto", DEVICES_HELP + "; the processes' exact sums are all-reduced")
+    strategy: str = option("auto", STRATEGY_HELP)
+    num_nodes: int = option(1, NUM_NODES_HELP)
+
+
+OPTIONS = {"stats": StatsOptions}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "stats",
+        StatsOptions,
         help="dataset statistics: exact mean/std, class counts, sizes, duplicates, corrupt files",
-        description="Decode every image once (in parallel) and report exact per-channel mean and std, "
-        "images per class, size distribution, grayscale share, exact duplicates and corrupt files; "
-        "compare the mean/std with a model's pretrained values and recommend a normalization.",
-    )
-    p.add_argument(
-        "data",
-        help="image folder (a subfolder per class, or train/ val/ test/), or a path,label CSV",
-    )
-    p.add_argument(
-        "--model",
-        default="efficientnet_lite0",
-        help="model whose pretrained mean/std to compare with (default efficientnet_lite0)",
-    )
-    p.add_argument(
-        "--json", action="store_true", help="print the statistics as JSON instead of a report"
-    )
-    p.add_argument("--out", help="also write the statistics as JSON to this file")
-    p.add_argument(
-        "--workers", type=int, default=None, help="decode threads (default: CPU cores, at most 8)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument(
-        "--devices",
-        type=int,
-        default=1,
-        help="decode in N local processes (gloo) whose exact sums are all-reduced (default 1); "
-        "under torchrun/srun the launcher's processes are used instead",
+        description="Decode every image once (in parallel) and report exact per-channel mean and "
+        "std, images per class, size distribution, grayscale share, exact duplicates and corrupt "
+        "files; compare the mean/std with a model's pretrained values and recommend a "
+        "normalization. --devices N splits the images over N processes (same result as one).",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from graft import distributed
-    from graft.errors import ConfigError
-    from graft.io import write_json
 
-    if args.devices < 1:
-        raise ConfigError(f"--devices must be at least 1, got {args.devices}")
+    opts = resolve(args, StatsOptions)
+    # decoding is CPU work: with accelerator auto it counts CPU processes, else one per device
+    accelerator = "cpu" if opts.accelerator == "auto" else opts.accelerator
+    hw = distributed.hardware(accelerator, opts.devices, opts.strategy, opts.num_nodes)
     if distributed.init_from_env():  # launched by torchrun / srun: one report, from rank 0
-        stats = _stats(args)
+        stats = _stats(opts)
         if not distributed.is_rank_zero():
             return 0
-    elif args.devices > 1:
-        stats = _spawned_stats(args)
+    elif hw.processes > 1:
+        stats = _spawned_stats(opts, hw.processes)
     else:
-        stats = _stats(args)
+        stats = _stats(opts)
     data = stats.to_dict()
-    if args.out:
-        write_json(args.out, data)
-        print(f"statistics written to {args.out}", file=sys.stderr)
-    print(json.dumps(data, indent=2) if args.json else stats.format())
+    path = out_file(opts.out, "stats.json", (".json",))
+    if path is not None:
+        from graft.io import write_json
+
+        write_json(path, data)
+        if path.name == "stats.json":
+            save_config(opts, path.parent)
+        note(f"statistics written to {path}")
+    emit(args, data, stats.format())
     return 0
 
 
-def _stats(args: argparse.Namespace):
+def _stats(opts: StatsOptions):
     from graft.data.stats import dataset_stats
 
-    return dataset_stats(
-        args.data, model=args.model, workers=args.workers, progress=not args.no_progress
-    )
+    return dataset_stats(opts.data, model=opts.model, workers=opts.workers, progress=opts.progress)
 
 
-def _spawned_stats(args: argparse.Namespace):
-    """Run :func:`_stats` in ``args.devices`` gloo processes; rank 0 hands the result back as JSON."""
+def _spawned_stats(opts: StatsOptions, processes: int):
+    """Run :func:`_stats` in ``processes`` gloo processes; rank 0 hands the result back as JSON."""
     import dataclasses
     import tempfile
     from pathlib import Path
@@ -90,7 +107,7 @@ def _spawned_stats(args: argparse.Namespace):
 
     with tempfile.TemporaryDirectory(prefix="graft-stats-") as tmp:
         result = Path(tmp) / "stats.json"
-        distributed.spawn(_rank_stats, args.devices, args, str(result))
+        distributed.spawn(_rank_stats, processes, opts, str(result))
         data = read_json(result)
     names = {f.name for f in dataclasses.fields(DatasetStats)}
     stats = DatasetStats(**{k: v for k, v in data.items() if k in names})
@@ -98,10 +115,10 @@ def _spawned_stats(args: argparse.Namespace):
     return stats
 
 
-def _rank_stats(args: argparse.Namespace, result: str) -> None:
+def _rank_stats(opts: StatsOptions, result: str) -> None:
     from graft import distributed
     from graft.io import write_json
 
-    stats = _stats(args)
+    stats = _stats(opts)
     if distributed.is_rank_zero():
         write_json(result, stats.to_dict())

@@ -91,7 +91,7 @@ def test_dark_grayscale_scans_get_dataset_normalization(tmp_path: Path) -> None:
 
 
 def test_cli_json_and_out(tiny_folder_session: Path, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "stats.json"
+    out = tmp_path / "stats"  # a folder: OUT/stats.json and OUT/config.yaml
     code = main(
         [
             "stats",
@@ -105,7 +105,8 @@ def test_cli_json_and_out(tiny_folder_session: Path, tmp_path: Path, capsys) -> 
         ]
     )
     printed = json.loads(capsys.readouterr().out)
-    assert code == 0 and json.loads(out.read_text()) == printed
+    assert code == 0 and json.loads((out / "stats.json").read_text()) == printed
+    assert "model: test_efficientnet" in (out / "config.yaml").read_text()
     assert printed["num_images"] == 36 and printed["recommendation"] in ("pretrained", "dataset")
     assert printed["model"] == "test_efficientnet" and len(printed["pretrained_mean"]) == 3
 

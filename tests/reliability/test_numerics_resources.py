@@ -142,13 +142,14 @@ def _temp_leftovers(folder: Path) -> list[Path]:
 
 
 def test_disk_full_keeps_the_previous_output_file(data: Path, tmp_path: Path, disk_full) -> None:
-    out = tmp_path / "stats.json"
-    r = run_cli("stats", data, "--model", "test_efficientnet", "--no-progress", "--out", out)
+    folder = tmp_path / "stats"
+    out = folder / "stats.json"
+    r = run_cli("stats", data, "--model", "test_efficientnet", "--no-progress", "--out", folder)
     assert_clean_exit(r, allowed=(0,))
     before = out.read_bytes()
     hits = disk_full("stats.json")
     r = run_cli(
-        "stats", data, "--model", "test_efficientnet", "--no-progress", "--json", "--out", out
+        "stats", data, "--model", "test_efficientnet", "--no-progress", "--json", "--out", folder
     )
     assert hits
     assert_clean_exit(r, allowed=(2,))
