@@ -449,3 +449,32 @@ def run_on(hw: Hardware, fn: Callable[..., T], *args: Any) -> T | None:
         spawn(fn, hw.processes, *args)
         return None
     return fn(*args)
+
+
+def single_device(
+    accelerator: str = "auto", devices: Any = "auto", device: str | None = None, what: str = ""
+) -> str:
+    """The one torch device of a command that runs in one process (predict, evaluate, select).
+
+    ``device`` is the old spelling (``"cpu"``, ``"cuda:1"``), accepted for one release with a warning.
+    ``devices`` may name one GPU (``1`` or ``"1,"``); more than one device is refused with a hint.
+
+    Example:
+        >>> single_device("cpu", 1)
+        'cpu'
+    """
+    if device is not None:
+        from graft.options import warn_deprecated
+
+        warn_deprecated("device=", "accelerator= and devices=")
+        return str(device)
+    if str(devices).strip().lower() == "auto":
+        devices = 1
+    hw = hardware(accelerator, devices)
+    if hw.processes > 1:
+        raise ConfigError(
+            f"{what or 'this command'} runs in one process on one device, got devices={devices!r}; "
+            "pass --devices 1 (or one GPU index such as --devices 1,), or split the images and run "
+            "one command per device."
+        )
+    return hw.device(0)

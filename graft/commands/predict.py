@@ -1,53 +1,68 @@
 """``graft predict BUNDLE PATHS...``: top-k classes for image files, folders or globs.
 
 Example:
-    $ graft predict runs/pets/bundle photos/ 'more/*.jpg' --top-k 3 --out preds.csv
+    $ graft predict runs/pets/bundle photos/ 'more/*.jpg' --top-k 3 --out runs/preds
+    $ graft predict runs/pets/bundle photos/ --json
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
-from graft.inference.cli_flags import add_inference_flags
+from graft.commands._common import add_parser, emit, note, out_file, save_config
+from graft.commands.extract import add_hardware_deprecations, hardware_of
+from graft.inference.cli_flags import BUNDLE_HELP, InferenceOptions
+from graft.options import kwargs_of, option, resolve
+
+
+@dataclass
+class PredictOptions(InferenceOptions):
+    """Options of ``graft predict`` (and keyword arguments of :func:`graft.predict`)."""
+
+    bundle: str = option(None, BUNDLE_HELP, positional=True)
+    paths: list[str] = option([], "image files, folders or globs", positional=True, nargs="+")
+    top_k: int = option(5, "classes per image")
+    out: str | None = option(
+        None,
+        "folder for predictions.csv, predictions.json and config.yaml",
+        default_text="CSV on stdout",
+    )
+
+
+OPTIONS = {"predict": PredictOptions}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "predict",
+        PredictOptions,
         help="predict classes of images with a bundle (PyTorch, probe or ONNX)",
-        description="Predict top-k classes and probabilities for image files, folders (recursive) or globs. "
-        "Unreadable files are reported and skipped; the rest are predicted.",
+        description="Predict top-k classes and probabilities for image files, folders "
+        "(recursive) or globs. Unreadable files are reported and skipped; the rest are predicted.",
     )
-    p.add_argument(
-        "bundle", help="bundle folder (written by graft fit, graft probe or graft export)"
-    )
-    p.add_argument("paths", nargs="+", help="image files, folders or globs")
-    p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument(
-        "--out", help="write predictions to a .csv or .json file (default: CSV on stdout)"
-    )
-    add_inference_flags(p)
+    add_hardware_deprecations(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from graft.inference.prediction import predict, predictions_csv, write_predictions
 
-    preds = predict(
-        args.bundle,
-        args.paths,
-        top_k=args.top_k,
-        batch_size=args.batch_size,
-        tta=args.tta,
-        device=args.device,
-        workers=args.workers,
-    )
-    if args.out:
-        write_predictions(preds, args.out)
-        print(f"{len(preds)} predictions written to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(predictions_csv(preds))
-    for path, reason in preds.skipped:
-        print(f"skipped: {path} ({reason})", file=sys.stderr)
+    opts = resolve(args, PredictOptions, **hardware_of(args, {}))
+    preds = predict(opts.bundle, opts.paths, **kwargs_of(opts, skip=("bundle", "paths", "out")))
+    path = out_file(opts.out, "predictions.csv", (".csv", ".json"))
+    if path is not None:
+        write_predictions(preds, path)
+        if path.name == "predictions.csv":
+            write_predictions(preds, path.with_suffix(".json"))
+            save_config(opts, path.parent)
+        note(f"{len(preds)} predictions written to {path}")
+    skipped = [{"path": p, "reason": r} for p, r in preds.skipped]
+    data = {"classes": preds.classes, "predictions": list(preds), "skipped": skipped}
+    if args.json or path is None:
+        emit(args, data, predictions_csv(preds))
+    for p, reason in preds.skipped:
+        print(f"skipped: {p} ({reason})", file=sys.stderr)
     return 0

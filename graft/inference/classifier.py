@@ -9,7 +9,7 @@ work as with any scikit-learn classifier.
 
 Example:
     >>> from sklearn.model_selection import cross_val_score
-    >>> clf = ImageClassifier(backbone="efficientnet_lite0", epochs=3, image_size=96)
+    >>> clf = ImageClassifier(model="efficientnet_lite0", epochs=3, image_size=96)
     >>> cross_val_score(clf, paths, labels, cv=3)  # doctest: +SKIP
     array([0.93, 0.95, 0.94])
 """
@@ -39,11 +39,13 @@ log = get_logger("graft.inference")
 class ImageClassifier(ClassifierMixin, BaseEstimator):
     """A scikit-learn classifier that fine-tunes a pretrained backbone with :func:`graft.train.fit`.
 
-    Parameters mirror ``graft fit``: ``backbone`` (model name), ``recipe`` (``auto``, ``head``,
+    Parameters mirror ``graft fit``: ``model`` (model name), ``recipe`` (``auto``, ``head``,
     ``full``, ...), ``epochs`` / ``lr`` (``None``: the recipe's choice), ``image_size``, ``batch_size``,
     ``weights`` (``pretrained`` or ``none``), ``augment``, ``val_split``, ``seed``; ``fit_options`` is
     a dict of any other :class:`graft.train.FitConfig` option. ``out``: keep the run folder there
-    (``None``: a temporary folder, removed after training). ``device``: where prediction runs.
+    (``None``: a temporary folder, removed after training). ``accelerator`` / ``devices``: where
+    training and prediction run (as in Lightning). ``backbone`` and ``device`` are the old
+    spellings of ``model`` and ``accelerator``/``devices``, accepted for one release.
 
     Fitted attributes: ``classes_``, ``bundle_`` (:class:`graft.bundle.Bundle`), ``metrics_``,
     ``run_dir_`` (``None`` when the run folder was temporary), ``n_features_in_`` is not defined
@@ -57,7 +59,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        backbone: str = "efficientnet_lite0",
+        model: str = "efficientnet_lite0",
         recipe: str = "auto",
         epochs: int | None = None,
         lr: float | None = None,
@@ -69,9 +71,12 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         seed: int = 0,
         fit_options: dict[str, Any] | None = None,
         out: str | None = None,
-        device: str = "cpu",
+        accelerator: str = "auto",
+        devices: int | str = 1,
+        backbone: str | None = None,
+        device: str | None = None,
     ) -> None:
-        self.backbone = backbone
+        self.model = model
         self.recipe = recipe
         self.epochs = epochs
         self.lr = lr
@@ -83,6 +88,9 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.fit_options = fit_options
         self.out = out
+        self.accelerator = accelerator
+        self.devices = devices
+        self.backbone = backbone
         self.device = device
 
     # ------------------------------------------------------------------------------ fitting
@@ -101,7 +109,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             data = _write_image_folder(X, labels, work / "data")
             run = Path(self.out) if self.out else work / "run"
             result = train_fit(str(data), **self._fit_kwargs(run))
-            self.bundle_ = load_bundle(result.bundle, device=self.device)
+            self.bundle_ = load_bundle(result.bundle, device=self._device())
         finally:
             shutil.rmtree(work, ignore_errors=True)
         by_name = {str(c): c for c in classes}
@@ -110,9 +118,22 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.run_dir_ = Path(self.out) if self.out else None
         return self
 
+    def _model(self) -> str:
+        if self.backbone is None:
+            return self.model
+        from graft.options import warn_deprecated
+
+        warn_deprecated("ImageClassifier(backbone=...)", "ImageClassifier(model=...)")
+        return self.backbone
+
+    def _device(self) -> str:
+        from graft.distributed import single_device
+
+        return single_device(self.accelerator, self.devices, self.device, what="ImageClassifier")
+
     def _fit_kwargs(self, run: Path) -> dict[str, Any]:
         options = {
-            "model": self.backbone,
+            "model": self._model(),
             "recipe": self.recipe,
             "epochs": self.epochs,
             "lr": self.lr,
@@ -124,6 +145,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             "seed": self.seed,
             "out": str(run),
             "progress": False,
+            "accelerator": self.accelerator,
+            "devices": str(self.devices),
         }
         return {**options, **(self.fit_options or {})}
 

@@ -1,28 +1,29 @@
-"""Flags shared by the commands that run a bundle on images (``graft evaluate``, ``graft predict``)."""
+"""Options shared by the commands that run a bundle on images (``graft evaluate``, ``graft predict``)."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+
+from graft.options import ACCELERATOR_HELP, option
+
+BUNDLE_HELP = "bundle folder (written by graft fit, graft probe or graft export)"
 
 
-def add_inference_flags(parser: argparse.ArgumentParser) -> None:
-    """Add ``--batch-size``, ``--tta``, ``--device`` and ``--workers`` with their defaults.
+@dataclass
+class InferenceOptions:
+    """The options of ``graft predict`` and ``graft evaluate`` that say how images are run.
 
     Example:
-        >>> p = argparse.ArgumentParser(); add_inference_flags(p)
-        >>> vars(p.parse_args(["--tta"]))
-        {'batch_size': 64, 'tta': True, 'device': 'cpu', 'workers': 0}
+        >>> InferenceOptions().batch_size
+        64
     """
-    parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    parser.add_argument(
-        "--tta", action="store_true", help="average with the horizontally flipped image"
+
+    batch_size: int = option(64, "images per batch")
+    tta: bool = option(
+        False, "average with the horizontally flipped image (test-time augmentation)"
     )
-    parser.add_argument(
-        "--device", default="cpu", help="torch device for PyTorch bundles (default cpu)"
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        help="image decoding processes (default 0: in the main process)",
+    workers: int = option(0, "image decoding processes (0: in the main process)")
+    accelerator: str = option("auto", ACCELERATOR_HELP + "; PyTorch bundles (ONNX runs on the CPU)")
+    devices: str = option(
+        "1", "the device to run on: 1, or one GPU index such as 1, (as in Lightning)"
     )

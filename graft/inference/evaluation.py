@@ -28,6 +28,7 @@ import numpy as np
 
 from graft.bundle import Bundle, load_bundle
 from graft.data.scan import SPLIT_NAMES, Sample, scan_dataset
+from graft.distributed import single_device
 from graft.errors import ConfigError, DataError, suggest
 from graft.inference.metrics import classification_metrics
 from graft.inference.plots import plot_confusion
@@ -86,9 +87,11 @@ def evaluate(
     out: str | os.PathLike | None = None,
     top_k: int = 5,
     batch_size: int = 64,
-    device: str = "cpu",
     workers: int = 0,
     report: bool = True,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    device: str | None = None,
 ) -> EvalResult:
     """Evaluate ``bundle`` on ``data`` (see the module docstring); write reports to ``out`` if given.
 
@@ -104,6 +107,7 @@ def evaluate(
         raise ConfigError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1, got {top_k}")
+    device = single_device(accelerator, devices, device, what="predict/evaluate")
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
     samples, skipped = select_samples(data, split, bundle.classes)
     paths = [p for p, _ in samples]

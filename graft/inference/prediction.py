@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from graft.bundle import Bundle, load_bundle
+from graft.distributed import single_device
 from graft.errors import ConfigError, DataError
 from graft.inference.inputs import expand_paths
 from graft.inference.runner import run_inference
@@ -49,8 +50,10 @@ def predict(
     top_k: int = 5,
     batch_size: int = 64,
     tta: bool = False,
-    device: str = "cpu",
     workers: int = 0,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    device: str | None = None,
 ) -> Predictions:
     """Predict every image in ``paths`` (files, folders searched recursively, globs).
 
@@ -65,6 +68,7 @@ def predict(
     """
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1, got {top_k}")
+    device = single_device(accelerator, devices, device, what="predict/evaluate")
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     files, skipped = expand_paths(items)

@@ -27,9 +27,7 @@ def _colour_arrays(
 
 
 def test_estimator_contract() -> None:
-    clf = ImageClassifier(
-        backbone="test_efficientnet", epochs=1, fit_options={"label_smoothing": 0.0}
-    )
+    clf = ImageClassifier(model="test_efficientnet", epochs=1, fit_options={"label_smoothing": 0.0})
     params = clf.get_params()
     assert (
         params["backbone"] == "test_efficientnet"
@@ -50,7 +48,7 @@ def test_estimator_contract() -> None:
 def test_fit_on_arrays_then_predict(tmp_path: Path) -> None:
     x, y = _colour_arrays()
     clf = ImageClassifier(
-        backbone="test_efficientnet", weights="none", recipe="full", epochs=1, image_size=16,
+        model="test_efficientnet", weights="none", recipe="full", epochs=1, image_size=16,
         batch_size=8, out=str(tmp_path / "run"),
     )  # fmt: skip
     assert clf.fit(x, y) is clf

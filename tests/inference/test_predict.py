@@ -133,13 +133,19 @@ def test_cli_predict(
                 "--top-k",
                 "1",
                 "--out",
-                str(tmp_path / "o.csv"),
+                str(tmp_path / "o"),
             ]
         )
         == 0
     )
     err = capsys.readouterr().err
     assert "16 predictions written" in err and "broken.jpg" in err
+    written = json.loads((tmp_path / "o" / "predictions.json").read_text())
+    assert len(written["predictions"]) == 16 and (tmp_path / "o" / "predictions.csv").is_file()
+    assert "top_k: 1" in (tmp_path / "o" / "config.yaml").read_text()
+    assert main(["predict", str(bundle_dir), str(tiny_folder / "blue"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # exactly one JSON document on stdout
+    assert len(printed["predictions"]) == 8 and printed["classes"]
     assert main(["predict", str(bundle_dir), str(tiny_folder / "blue")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("path,label,prob,top1_label") and len(out) == 9

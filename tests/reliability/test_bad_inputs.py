@@ -87,10 +87,14 @@ def test_probe_on_images_skips_bad_files(corpus: Path, tmp_path: Path) -> None:
 def test_predict_predicts_good_files_and_reports_bad_ones(
     corpus: Path, corpus_bundle: Path, tmp_path: Path
 ) -> None:
-    r = run_cli("predict", corpus_bundle, corpus, "--top-k", "2", "--out", tmp_path / "p.csv")
+    r = run_cli("predict", corpus_bundle, corpus, "--top-k", "2", "--out", tmp_path / "p")
     assert_clean_exit(r, allowed=(0,))
     _assert_every_bad_file_reported(r.err, corpus)
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text(encoding="utf-8"))))
+    rows = list(
+        csv.DictReader(
+            io.StringIO((tmp_path / "p" / "predictions.csv").read_text(encoding="utf-8"))
+        )
+    )
     assert len(rows) == 35
     assert not {Path(row["path"]).name for row in rows} & {Path(b).name for b in BAD_FILES}
 
