@@ -30,7 +30,7 @@ def test_estimator_contract() -> None:
     clf = ImageClassifier(model="test_efficientnet", epochs=1, fit_options={"label_smoothing": 0.0})
     params = clf.get_params()
     assert (
-        params["backbone"] == "test_efficientnet"
+        params["model"] == "test_efficientnet"
         and params["epochs"] == 1
         and params["recipe"] == "auto"
     )
