@@ -180,7 +180,8 @@ def help_text(f: dataclasses.Field) -> str:
 def options_from_args(args: argparse.Namespace, *classes: type) -> dict[str, Any]:
     """The fields of ``classes`` that were given on the command line (positionals included).
 
-    Repeated ``--model-arg KEY=VALUE`` pairs become the ``model_args`` mapping.
+    Repeated ``--model-arg KEY=VALUE`` pairs become the ``model_args`` mapping (``graft select``'s
+    ``CANDIDATE:KEY=VALUE`` triples a mapping per candidate).
 
     Example:
         >>> from graft.train.config import FitConfig
@@ -189,8 +190,15 @@ def options_from_args(args: argparse.Namespace, *classes: type) -> dict[str, Any
     """
     names = {f.name for cls in classes for f in dataclasses.fields(cls)}
     out = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if isinstance(out.get("model_args"), list):
-        out["model_args"] = dict(out["model_args"])
+    items = out.get("model_args")
+    if isinstance(items, list):
+        grouped: dict[str, Any] = {}
+        for item in items:
+            if len(item) == 3:
+                grouped.setdefault(item[0], {})[item[1]] = item[2]
+            else:
+                grouped[item[0]] = item[1]
+        out["model_args"] = grouped
     return out
 
 

@@ -2,21 +2,32 @@
 
 Example:
     $ graft select data/pets --available --latency-budget 20ms --out runs/select
-    $ graft select data/pets --candidates efficientnet_lite0,tv:mobilenet_v2 --json
-    $ graft select data/pets --candidates efficientnet_lite0,efficientnet_lite0+vit_tiny_patch16_224 \
+    $ graft select data/pets --model efficientnet_lite0 --model tv:mobilenet_v2 --json
+    $ graft select data/pets --model efficientnet_lite0,efficientnet_lite0+vit_tiny_patch16_224 \
           --model-arg 'efficientnet_lite0+vit_tiny_patch16_224:pretrained={cnn: true, vit: false}'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from graft.commands._common import add_parser, emit, note, save_config
+from graft.commands.extract import add_hardware_deprecations, hardware_of
 from graft.errors import ConfigError
-from graft.train.cli_options import key_value
+from graft.options import (
+    ACCELERATOR_HELP,
+    add_deprecated,
+    comma_list,
+    key_value,
+    kwargs_of,
+    option,
+    resolve,
+)
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(ms|s|us)?\s*$", re.IGNORECASE)
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001, None: 1.0}
@@ -61,124 +72,122 @@ def candidate_arg(text: str) -> tuple[str, str, Any]:
     return (candidate.strip() or "*", name.strip(), value)
 
 
-def model_args_from(items: list[tuple[str, str, Any]] | None) -> dict[str, dict[str, Any]]:
-    """Group parsed ``--model-arg`` items by candidate (``"*"``: every candidate)."""
+def model_args_from(items: Any) -> dict[str, dict[str, Any]]:
+    """Group parsed ``--model-arg`` items by candidate (``"*"``: every candidate).
+
+    A mapping (``model_args:`` in a ``--config`` YAML, ``{candidate: {key: value}}``) is kept.
+    """
+    if isinstance(items, dict):
+        return {str(k): dict(v) for k, v in items.items()}
     out: dict[str, dict[str, Any]] = {}
     for candidate, key, value in items or []:
         out.setdefault(candidate, {})[key] = value
     return out
 
 
+@dataclass
+class SelectOptions:
+    """Options of ``graft select`` (and keyword arguments of :func:`graft.select_models`)."""
+
+    data: str = option(
+        None, "image folder (class sub-folders, or train/ val/ test/) or CSV", positional=True
+    )
+    model: list[str] = option(
+        [],
+        "a candidate model, repeatable or comma-separated (e.g. efficientnet_lite0,tv:mobilenet_v2)",
+        default_text="every model with offline weights",
+    )
+    available: bool = option(
+        False, "measure every model with offline weights (the default without --model)"
+    )
+    latency_budget: str | None = option(
+        None, "e.g. 20ms or 0.02s (batch 1, this device)", default_text="no budget"
+    )
+    sample_per_class: int = option(20, "images per class to score on")
+    image_size: int | None = option(
+        None, "input size for every candidate", default_text="each model's"
+    )
+    scores: list[str] = option(
+        ["logme", "knn"],
+        "scores, repeatable or comma-separated, from logme, probe, knn, hscore, leep, nce "
+        "(logme and knn are the cheap ones)",
+        default_text="logme,knn",
+    )
+    rank_by: str = option("consensus", "a score name, or consensus (the mean rank over scores)")
+    control: bool = option(False, "add a randomly initialised copy of the first candidate")
+    weights: Literal["pretrained", "none"] = option(
+        "pretrained", "pretrained, or none (every candidate from random init)"
+    )
+    max_candidates: int | None = option(
+        None, "measure at most N, in rule order", default_text="all"
+    )
+    rules: str | None = option(
+        None, "a rules YAML file replacing graft's table", default_text="graft's rules"
+    )
+    batch_size: int = option(16, "batch for throughput and peak memory")
+    repeats: int = option(5, "timed repeats per latency median")
+    memory: Literal["fast", "process", "off"] = option(
+        "fast",
+        "peak memory: fast (one pass in this process), process (a fresh process per candidate: "
+        "isolated, but a Python start each), off",
+    )
+    model_args: dict[str, Any] = option(
+        {},
+        "extra model argument (YAML value, repeatable, as in graft fit) for one candidate, or for "
+        "every candidate without the prefix; e.g. "
+        "'resnet18+vit_small_patch16_224:pretrained={cnn: true, vit: false}'",
+        flag="--model-arg",
+        action="append",
+        type=candidate_arg,
+        metavar="[CANDIDATE:]KEY=VALUE",
+    )
+    seed: int = option(0, "random seed of the sampled images")
+    out: str = option("runs/select", "folder for selection.json/.txt, the PNG and config.yaml")
+    accelerator: str = option("auto", ACCELERATOR_HELP + "; where latency is measured")
+    devices: str = option("1", "the device to measure on: 1, or one GPU index such as 1,")
+
+
+OPTIONS = {"select": SelectOptions}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``graft select`` to the CLI."""
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "select",
+        SelectOptions,
         help="rank backbones for your data and latency budget by measurement",
         description=(
             "Measure candidate backbones on your images and machine: cost (params, MACs, latency, "
-            "throughput, peak memory) and transferability (LogME, cross-validated linear probe and kNN "
-            "on a stratified sample). Rules of thumb order and filter candidates and explain; the "
-            "ranking comes from the measured scores. Writes a table, JSON, a PNG and the graft fit "
-            "command for the top pick."
+            "throughput, peak memory) and transferability (LogME, cross-validated linear probe and "
+            "kNN on a stratified sample). Rules of thumb order and filter candidates and explain; "
+            "the ranking comes from the measured scores. Writes a table, JSON, a PNG and the "
+            "graft fit command for the top pick."
         ),
     )
-    p.add_argument("data", help="image folder (class sub-folders, or train/ val/ test/) or CSV")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--candidates", help="comma-separated model names, e.g. efficientnet_lite0,tv:mobilenet_v2"
-    )
-    group.add_argument(
-        "--available", action="store_true", help="every model with offline weights (the default)"
-    )
-    p.add_argument(
-        "--latency-budget", type=str, default=None, help="e.g. 20ms or 0.02s (batch 1, this device)"
-    )
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument(
-        "--sample-per-class", type=int, default=20, help="images per class to score on (default 20)"
-    )
-    p.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="input size for every candidate (default: each model's)",
-    )
-    p.add_argument(
-        "--scores",
-        default="logme,knn",
-        help="comma-separated from logme, probe, knn, hscore, leep, nce (default logme,knn: the "
-        "cheap ones; probe, hscore, leep, nce are opt-in)",
-    )
-    p.add_argument("--rank-by", default="consensus", help="a score name or consensus (default)")
-    p.add_argument(
-        "--control",
-        action="store_true",
-        help="add a randomly initialised copy of the first candidate",
-    )
-    p.add_argument(
-        "--max-candidates", type=int, default=None, help="measure at most N, in rule order"
-    )
-    p.add_argument("--rules", default=None, help="a rules YAML file replacing graft's table")
-    p.add_argument(
-        "--batch", type=int, default=16, help="batch size for throughput and peak memory"
-    )
-    p.add_argument(
-        "--repeats", type=int, default=5, help="timed repeats per latency median (default 5)"
-    )
-    p.add_argument(
-        "--memory",
-        choices=("fast", "process", "off"),
-        default="fast",
-        help="peak memory: fast (one pass in this process, default), process (a fresh process per "
-        "candidate: isolated, but a Python start each), off",
-    )
-    p.add_argument("--no-memory", action="store_true", help="same as --memory off")
-    p.add_argument(
-        "--model-arg",
-        dest="model_args",
-        action="append",
-        type=candidate_arg,
-        default=None,
-        metavar="[CANDIDATE:]KEY=VALUE",
-        help="extra model argument (YAML value, repeatable, as in graft fit) for one candidate, "
-        "or for every candidate without the prefix; e.g. "
-        "'resnet18+vit_small_patch16_224:pretrained={cnn: true, vit: false}'",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--out", default="runs/select", help="folder for selection.json/.txt and the PNG"
-    )
-    p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
+    add_deprecated(p, "--candidates", "model", "--model NAME (repeatable)", convert=comma_list)
+    add_deprecated(p, "--batch", "batch_size", "--batch-size N", convert=int)
+    add_deprecated(p, "--no-memory", "memory", "--memory off", value="off")
+    add_hardware_deprecations(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the selection and print the table (or JSON)."""
-    from graft.select import select
+    from graft.select import select_models
 
-    result = select(
-        args.data,
-        candidates=args.candidates,
-        available=args.available,
-        latency_budget_ms=parse_latency(args.latency_budget) if args.latency_budget else None,
-        device=args.device,
-        sample_per_class=args.sample_per_class,
-        image_size=args.image_size,
-        scores=[s.strip() for s in args.scores.split(",") if s.strip()],
-        rank_by=args.rank_by,
-        control=args.control,
-        max_candidates=args.max_candidates,
-        rules=args.rules,
-        batch=args.batch,
-        repeats=args.repeats,
-        memory="off" if args.no_memory else args.memory,
-        seed=args.seed,
-        out=args.out,
-        model_args=model_args_from(args.model_args),
+    opts = resolve(args, SelectOptions, **hardware_of(args, {}))
+    kwargs = kwargs_of(opts, skip=("data", "latency_budget", "model_args"))
+    budget = parse_latency(opts.latency_budget) if opts.latency_budget else None
+    result = select_models(
+        opts.data,
+        latency_budget_ms=budget,
+        model_args=model_args_from(opts.model_args),
+        **{**kwargs, "model": opts.model or None},
     )
-    if args.json:
-        print(Path(result.files["json"]).read_text(encoding="utf-8"), end="")
-    else:
-        print(result.summary())
-        print(f"\nwrote {', '.join(result.files.values())}", file=sys.stderr)
+    save_config(opts, opts.out)
+    data = json.loads(Path(result.files["json"]).read_text(encoding="utf-8"))
+    emit(args, data, result.summary())
+    if not args.json:
+        note(f"\nwrote {', '.join(result.files.values())}")
     return 0 if result.rows else 1

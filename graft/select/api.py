@@ -57,33 +57,41 @@ EVERY_CANDIDATE = "*"  # model_args key for arguments that apply to every candid
 
 def select_models(
     data: str | os.PathLike,
-    candidates: Sequence[str] | str | None = None,
+    model: Sequence[str] | str | None = None,
     *,
     available: bool = False,
     latency_budget_ms: float | None = None,
-    device: str = "cpu",
+    accelerator: str = "auto",
+    devices: int | str = 1,
     sample_per_class: int = 20,
     image_size: int | None = None,
     scores: Sequence[str] = DEFAULT_SCORES,
     rank_by: str = "consensus",
     control: bool = False,
-    pretrained: bool = True,
+    weights: str = "pretrained",
     max_candidates: int | None = None,
     rules: str | os.PathLike | RuleSet | None = None,
-    batch: int = 16,
+    batch_size: int = 16,
     repeats: int = 5,
     memory: bool | str = "fast",
     seed: int = 0,
     out: str | os.PathLike | None = None,
     model_args: Mapping[str, Mapping[str, Any]] | None = None,
+    candidates: Sequence[str] | str | None = None,
+    device: str | None = None,
+    batch: int | None = None,
+    pretrained: bool | None = None,
 ) -> SelectionResult:
     """Measure each candidate backbone on ``data`` and this device; return the ranked table.
 
-    ``candidates`` (names or "a,b,c") or ``available=True`` (every model with offline weights; also
-    the default when no candidates are given). Candidates whose weights cannot be found are reported
+    ``model``: the candidates (names or "a,b,c"), or ``available=True`` (every model with offline
+    weights; also the default when no model is given). Candidates whose weights cannot be found are reported
     in ``skipped`` with the reason. ``control=True`` adds a randomly initialised copy of the first
-    measured candidate (``NAME@random``) as a sanity check. ``pretrained=False`` measures every
+    measured candidate (``NAME@random``) as a sanity check. ``weights="none"`` measures every
     candidate with random weights (for tests and for comparing architectures alone).
+    ``accelerator`` / ``devices``: where latency and throughput are measured (one device; as in
+    Lightning). ``batch_size``: the batch for throughput and peak memory. (``candidates=``,
+    ``device=``, ``batch=`` and ``pretrained=`` are the old spellings, kept for one release.)
     ``scores`` default to LogME and kNN (cheap, and the best-ranking in the bench); add ``probe``,
     ``hscore``, ``leep``, ``nce`` to compute them too. ``repeats``: timed passes per latency median.
     ``memory``: ``"fast"`` (one pass in this process), ``"process"`` (a fresh process per candidate,
@@ -103,6 +111,9 @@ def select_models(
         ('efficientnet_lite0', 'graft fit data/pets --model efficientnet_lite0 --out runs/fit-efficientnet_lite0')
     """
     started = time.perf_counter()
+    candidates, device, batch_size, weights = _old_spellings(
+        model, candidates, accelerator, devices, device, batch_size, batch, weights, pretrained
+    )
     settings = _settings(locals())
     ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
     names = _candidate_names(candidates, available)
@@ -124,7 +135,7 @@ def select_models(
     )
     result.fit_command = (
         fit_command(
-            data, result.top, image_size, device, pretrained, args_for(settings, result.top)
+            data, result.top, image_size, device, weights != "none", args_for(settings, result.top)
         )
         if result.top
         else None
@@ -165,12 +176,13 @@ def _settings(args: dict[str, Any]) -> dict[str, Any]:
         "sample_per_class",
         "image_size",
         "rank_by",
-        "batch",
+        "batch_size",
         "repeats",
         "memory",
         "seed",
         "max_candidates",
-        "pretrained",
+        "weights",
+        "accelerator",
     )
     out = os.fspath(args["out"]) if args["out"] is not None else None
     return {
@@ -179,6 +191,29 @@ def _settings(args: dict[str, Any]) -> dict[str, Any]:
         "scores": scores,
         "out": out,
     }
+
+
+def _old_spellings(model, candidates, accelerator, devices, device, batch_size, batch, weights,
+                   pretrained) -> tuple[Any, str, int, str]:  # fmt: skip
+    """``(candidates, torch device kind, batch_size, weights)`` from the new and the old names."""
+    from graft.distributed import single_device
+    from graft.options import warn_deprecated
+
+    if candidates is not None:
+        warn_deprecated("candidates=", "model=")
+        model = model or candidates
+    if batch is not None:
+        warn_deprecated("batch=", "batch_size=")
+        batch_size = batch
+    if pretrained is not None:
+        warn_deprecated("pretrained=", "weights='pretrained' or weights='none'")
+        weights = "pretrained" if pretrained else "none"
+    if weights not in ("pretrained", "none"):
+        raise ConfigError(
+            f"select measures several models: weights must be pretrained or none, got {weights!r}."
+        )
+    resolved = single_device(accelerator, devices, device, what="select")
+    return model, ("cuda" if resolved.startswith("cuda") else resolved), batch_size, weights
 
 
 def _memory_mode(memory: bool | str) -> str:
@@ -304,7 +339,9 @@ def _measure_one(a: Advice, ruleset: RuleSet, context: dict, sample: list, setti
     (checked,) = ruleset.advise(context, [a.name], {a.name: facts})
     if checked.excluded:
         return {"excluded": checked.excluded}
-    row = _evaluate(model, a.name, data_cfg, sample, settings, pretrained=settings["pretrained"])
+    row = _evaluate(
+        model, a.name, data_cfg, sample, settings, pretrained=settings["weights"] != "none"
+    )
     row["control"] = False
     row["family"], row["notes"] = a.family, a.notes
     return row
@@ -314,7 +351,7 @@ def _build(create_model: Any, name: str, settings: dict, pretrained: bool = True
     """Candidate ``name`` with its model arguments; a missing-weights error says how to go on."""
     kwargs = args_for(settings, name)
     wanted = kwargs.pop("pretrained", True)
-    weights = wanted if (pretrained and settings["pretrained"]) else _all_false(wanted)
+    weights = wanted if (pretrained and settings["weights"] != "none") else _all_false(wanted)
     try:
         return create_model(name, pretrained=weights, **kwargs)
     except WeightsNotFoundError as e:
@@ -351,11 +388,11 @@ def _evaluate(
 ) -> dict:
     device, input_size = settings["device"], data_cfg["input_size"]
     cost = measure_cost(
-        model, input_size, device, settings["batch"], repeats=settings["repeats"], memory=False
+        model, input_size, device, settings["batch_size"], repeats=settings["repeats"], memory=False
     )
     # the memory probe runs in a fresh process while this one extracts features (after the timing)
     memory = (
-        start_peak_memory(model, input_size, settings["batch"], device)
+        start_peak_memory(model, input_size, settings["batch_size"], device)
         if settings["memory"] == "process"
         else None
     )
@@ -374,7 +411,7 @@ def _evaluate(
     if memory is not None:
         peak, method = memory.result()
     elif settings["memory"] == "fast":
-        peak, method = quick_peak_memory(model, input_size, settings["batch"], device)
+        peak, method = quick_peak_memory(model, input_size, settings["batch_size"], device)
     else:
         peak, method = None, "off"
     row: dict[str, Any] = {

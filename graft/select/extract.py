@@ -60,7 +60,8 @@ def extract_features(
         batch_size=batch_size,
         workers=0,
         out=store,
-        device=device,
+        accelerator=device,
+        devices=1,
         progress=False,
     )
     if len(feats) == 0:

@@ -121,9 +121,9 @@ def test_distill_skips_bad_files(corpus: Path, corpus_bundle: Path, tmp_path: Pa
 @pytest.mark.slow
 def test_select_with_shipped_weights_on_the_corpus(corpus: Path, tmp_path: Path) -> None:
     r = run_cli(
-        "select", corpus, "--candidates", "efficientnet_lite0", "--image-size", "32",
-        "--sample-per-class", "2", "--scores", "knn", "--repeats", "1", "--no-memory",
-        "--batch", "2", "--out", tmp_path / "sel",
+        "select", corpus, "--model", "efficientnet_lite0", "--image-size", "32",
+        "--sample-per-class", "2", "--scores", "knn", "--repeats", "1", "--memory", "off",
+        "--batch-size", "2", "--out", tmp_path / "sel",
     )  # fmt: skip
     assert_clean_exit(r, allowed=(0,))
     assert "efficientnet_lite0" in r.out
@@ -132,8 +132,8 @@ def test_select_with_shipped_weights_on_the_corpus(corpus: Path, tmp_path: Path)
 def test_select_without_usable_candidates_explains(corpus: Path, tmp_path: Path) -> None:
     """test_* models have no offline weights: select reports why instead of crashing."""
     r = run_cli(
-        "select", corpus, "--candidates", "test_efficientnet", "--image-size", "32",
-        "--sample-per-class", "2", "--repeats", "1", "--no-memory", "--out", tmp_path / "sel",
+        "select", corpus, "--model", "test_efficientnet", "--image-size", "32",
+        "--sample-per-class", "2", "--repeats", "1", "--memory", "off", "--out", tmp_path / "sel",
     )  # fmt: skip
     assert_clean_exit(r, allowed=(1, 2))
     assert "no pretrained weights found for model 'test_efficientnet'" in r.out + r.err

@@ -214,7 +214,7 @@ def test_select_rules_yaml_with_python_tags_is_refused(
     rules.write_text(
         f"rules:\n  - !!python/object/apply:builtins.exec [\"open({str(marker)!r}, 'w').close()\"]\n"
     )
-    r = run_cli("select", trained["data"], "--candidates", "test_efficientnet", "--rules", rules,
+    r = run_cli("select", trained["data"], "--model", "test_efficientnet", "--rules", rules,
                 "--out", tmp_path / "sel")  # fmt: skip
     assert_clean_exit(r, allowed=(2,))
     assert "rules.yaml" in r.err, r.err

@@ -11,7 +11,7 @@ import pytest
 from graft.cli import main
 from graft.commands.select import candidate_arg, model_args_from
 from graft.errors import UnknownNameError
-from graft.select import SelectionResult, select
+from graft.select import SelectionResult, select_models
 from graft.select.api import consensus
 
 HYBRID = "test_efficientnet+test_vit"
@@ -21,15 +21,15 @@ TINY_HYBRID = {
     "branch_kwargs": {"vit": {"img_size": 32}},
     "branch_inputs": {"cnn": {"input_size": 32}},
 }
-FAST = {"image_size": 32, "sample_per_class": 4, "repeats": 1, "batch": 4, "memory": "off"}
+FAST = {"image_size": 32, "sample_per_class": 4, "repeats": 1, "batch_size": 4, "memory": "off"}
 
 
 @pytest.fixture(scope="module")
 def mixed(tiny_folder_session: Path, tmp_path_factory: pytest.TempPathFactory) -> SelectionResult:
-    return select(
+    return select_models(
         tiny_folder_session,
         ["test_efficientnet", "test_resnet", HYBRID],
-        pretrained=False,
+        weights="none",
         scores=("logme", "knn", "leep"),
         model_args={HYBRID: TINY_HYBRID},
         out=tmp_path_factory.mktemp("select-hybrid"),
@@ -89,14 +89,14 @@ def test_model_arg_for_an_unknown_candidate_is_an_error(tiny_folder_session: Pat
         UnknownNameError,
         match=r"candidate in model_args 'test_efficientnet\+test_vti'.*Did you mean",
     ):
-        select(tiny_folder_session, [HYBRID], pretrained=False,
+        select_models(tiny_folder_session, [HYBRID], weights="none",
                model_args={"test_efficientnet+test_vti": {"fusion": "gated"}}, **FAST)  # fmt: skip
 
 
 def test_unknown_branch_key_stops_select_with_suggestions(
     tiny_folder_session: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    code = main(["select", str(tiny_folder_session), "--candidates", HYBRID, "--image-size", "32",
+    code = main(["select", str(tiny_folder_session), "--model", HYBRID, "--image-size", "32",
                  "--model-arg", f"{HYBRID}:pretrained={{cnn: true, vitt: false}}",
                  "--out", str(tmp_path)])  # fmt: skip
     assert code == 2
@@ -111,19 +111,19 @@ def test_real_cnn_with_random_vit_branch_from_the_cli(
     """Lite0 (shipped weights) vs Lite0+test_vit where the ViT (no offline weights) starts random."""
     hybrid = "efficientnet_lite0+test_vit"
     common = ["select", str(tiny_folder_session), "--image-size", "32", "--sample-per-class", "4",
-              "--repeats", "1", "--batch", "4", "--memory", "off", "--scores", "logme,knn,leep,nce"]  # fmt: skip
+              "--repeats", "1", "--batch-size", "4", "--memory", "off", "--scores", "logme,knn,leep,nce"]  # fmt: skip
     branch_args = ["--model-arg", f"{hybrid}:branch_kwargs={{vit: {{img_size: 32}}}}",
                    "--model-arg", f"{hybrid}:branch_inputs={{cnn: {{input_size: 32}}}}"]  # fmt: skip
 
     # without per-branch pretrained: the hybrid is skipped, with the option that fixes it
-    only = ["--candidates", hybrid, *branch_args, "--out", str(tmp_path / "a"), "--json"]
+    only = ["--model", hybrid, *branch_args, "--out", str(tmp_path / "a"), "--json"]
     assert main([*common, *only]) == 1  # nothing measured
     first = json.loads(capsys.readouterr().out)
     (skip,) = first["skipped"]
     assert skip["candidate"] == hybrid and "test_vit" in skip["reason"]
     assert f"--model-arg '{hybrid}:pretrained=" in skip["reason"]
 
-    common += ["--candidates", f"efficientnet_lite0,{hybrid}"]
+    common += ["--model", f"efficientnet_lite0,{hybrid}"]
     pretrained = ["--model-arg", f"{hybrid}:pretrained={{cnn: true, vit: false}}"]
     assert main([*common, *branch_args, *pretrained, "--out", str(tmp_path / "b"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

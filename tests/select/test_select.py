@@ -13,7 +13,7 @@ from PIL import Image
 from graft.cli import main
 from graft.commands.select import parse_latency
 from graft.errors import ConfigError, UnknownNameError
-from graft.select import SelectionResult, select
+from graft.select import SelectionResult, select_models
 from graft.select.api import consensus, fit_command, rank_rows
 
 CANDIDATES = ["test_efficientnet", "test_resnet"]
@@ -24,17 +24,17 @@ def selection(
     tiny_folder_session: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> SelectionResult:
     out = tmp_path_factory.mktemp("select")
-    return select(
+    return select_models(
         tiny_folder_session,
         CANDIDATES,
-        pretrained=False,
+        weights="none",
         image_size=32,
         sample_per_class=6,
         scores=("logme", "probe", "knn", "hscore"),
         control=True,
         latency_budget_ms=10_000,
         repeats=3,
-        batch=4,
+        batch_size=4,
         memory=False,  # the fresh-process memory probe is tested in test_cost.py
         out=out,
     )
@@ -77,7 +77,9 @@ def test_outputs_json_png_and_fit_command(
 
 
 def test_candidates_without_weights_are_skipped_with_the_reason(tiny_folder_session: Path) -> None:
-    r = select(tiny_folder_session, "test_resnet", sample_per_class=3, repeats=1, memory=False)
+    r = select_models(
+        tiny_folder_session, "test_resnet", sample_per_class=3, repeats=1, memory=False
+    )
     assert r.rows == [] and r.top is None
     assert r.skipped[0]["candidate"] == "test_resnet"
     assert "no pretrained weights" in r.skipped[0]["reason"]
@@ -100,10 +102,10 @@ def test_latency_budget_is_respected() -> None:
 
 
 def test_budget_nobody_meets_gives_no_pick(tiny_folder_session: Path) -> None:
-    r = select(
+    r = select_models(
         tiny_folder_session,
         ["test_resnet"],
-        pretrained=False,
+        weights="none",
         image_size=32,
         sample_per_class=3,
         scores=("logme",),
@@ -123,13 +125,13 @@ def test_consensus_averages_scaled_ranks() -> None:
 
 def test_bad_arguments_raise_clear_errors(tiny_folder_session: Path) -> None:
     with pytest.raises(UnknownNameError, match="Did you mean: logme"):
-        select(tiny_folder_session, ["test_resnet"], scores=("logmee",))
+        select_models(tiny_folder_session, ["test_resnet"], scores=("logmee",))
     with pytest.raises(ConfigError, match="not both"):
-        select(tiny_folder_session, ["test_resnet"], available=True)
+        select_models(tiny_folder_session, ["test_resnet"], available=True)
     with pytest.raises(ConfigError, match="positive"):
-        select(tiny_folder_session, ["test_resnet"], latency_budget_ms=-1)
+        select_models(tiny_folder_session, ["test_resnet"], latency_budget_ms=-1)
     with pytest.raises(UnknownNameError, match="resnt"):
-        select(tiny_folder_session, ["resnt_typo"], pretrained=False, memory=False, repeats=1)
+        select_models(tiny_folder_session, ["resnt_typo"], weights="none", memory=False, repeats=1)
 
 
 def test_parse_latency() -> None:
@@ -169,7 +171,7 @@ def test_cli_json_and_errors(
         [
             "select",
             str(tiny_folder_session),
-            "--candidates",
+            "--model",
             "test_resnet",
             "--latency-budget",
             "bad",
@@ -181,13 +183,14 @@ def test_cli_json_and_errors(
         [
             "select",
             str(tiny_folder_session),
-            "--candidates",
+            "--model",
             "test_resnet",
             "--sample-per-class",
             "3",
             "--repeats",
             "1",
-            "--no-memory",
+            "--memory",
+            "off",
             "--out",
             str(tmp_path),
             "--json",
@@ -201,7 +204,7 @@ def test_cli_json_and_errors(
 @pytest.mark.slow
 @pytest.mark.weights
 def test_real_weights_give_source_scores_and_beat_the_control(tiny_folder_session: Path) -> None:
-    r = select(
+    r = select_models(
         tiny_folder_session,
         ["efficientnet_lite0"],
         image_size=32,
@@ -230,12 +233,12 @@ def test_a_candidate_that_fails_is_skipped_not_fatal(
         raise RuntimeError("Input size (1x1) too small for the kernel")
 
     monkeypatch.setattr(api, "measure_cost", broken)
-    r = select(tiny_folder_session, ["test_resnet"], pretrained=False, sample_per_class=3)
+    r = select_models(tiny_folder_session, ["test_resnet"], weights="none", sample_per_class=3)
     assert r.rows == [] and "RuntimeError: Input size (1x1) too small" in r.skipped[0]["reason"]
 
 
 def test_defaults_are_the_cheap_scores_and_in_process_memory(tiny_folder_session: Path) -> None:
-    r = select(tiny_folder_session, ["test_resnet"], pretrained=False, sample_per_class=3)
+    r = select_models(tiny_folder_session, ["test_resnet"], weights="none", sample_per_class=3)
     assert r.settings["scores"] == ["logme", "knn"] and r.settings["repeats"] == 5
     row = r.rows[0]
     assert "probe" not in row and "hscore" not in row
@@ -243,4 +246,4 @@ def test_defaults_are_the_cheap_scores_and_in_process_memory(tiny_folder_session
     if sys.platform.startswith("linux"):
         assert row["memory_method"].startswith("this process") and row["peak_mem_mb"] > 0
     with pytest.raises(UnknownNameError, match="process"):
-        select(tiny_folder_session, ["test_resnet"], pretrained=False, memory="proces")
+        select_models(tiny_folder_session, ["test_resnet"], weights="none", memory="proces")
