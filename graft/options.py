@@ -122,7 +122,7 @@ def add_options(
     for f in dataclasses.fields(cls):
         if f.name in skipped:
             continue
-        text = (helps or {}).get(f.name) or help_text(f)
+        text = ((helps or {}).get(f.name) or help_text(f)).replace("%", "%%")  # argparse formats
         if f.metadata.get("positional"):
             kwargs = {k: f.metadata[k] for k in _ARGPARSE_KEYS if k in f.metadata}
             parser.add_argument(f.name, help=text, **kwargs)

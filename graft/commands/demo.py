@@ -13,31 +13,42 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from graft.commands._common import add_parser, emit, note
+from graft.options import ACCELERATOR_HELP, DEVICES_HELP, option, resolve
 
 PER_CLASS = 60
 IMAGE_SIZE = 64
 HEAD_EPOCHS, EPOCHS = 4, 10
 
 
+@dataclass
+class DemoOptions:
+    """Options of ``graft demo``."""
+
+    out: str = option("demo-out", "folder for the sample, both runs and their bundles")
+    per_class: int = option(PER_CLASS, "images per class of the animals sample")
+    image_size: int = option(IMAGE_SIZE, "input size in pixels")
+    model: str = option("efficientnet_lite0", "backbone name (see `graft models`)")
+    seed: int = option(0, "random seed of both runs")
+    accelerator: str = option("auto", ACCELERATOR_HELP)
+    devices: str = option("auto", DEVICES_HELP)
+
+
+OPTIONS = {"demo": DemoOptions}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "demo",
+        DemoOptions,
+        config=False,
         help="fine-tune EfficientNet-Lite0 on the animals sample, pretrained vs random init",
-        description="Materialise the animals sample, fine-tune with and without pretrained weights, compare.",
-    )
-    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
-    p.add_argument(
-        "--per-class", type=int, default=PER_CLASS, help=f"images per class (default: {PER_CLASS})"
-    )
-    p.add_argument(
-        "--image-size",
-        type=int,
-        default=IMAGE_SIZE,
-        help=f"input size in pixels (default: {IMAGE_SIZE})",
-    )
-    p.add_argument(
-        "--model", default="efficientnet_lite0", help="backbone (default: efficientnet_lite0)"
+        description="Materialise the animals sample, fine-tune with and without pretrained "
+        "weights, compare.",
     )
     p.set_defaults(func=run)
 
@@ -45,29 +56,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from graft.data import sample_dataset
 
-    out = Path(args.out)
-    data = sample_dataset("animals", out / "animals", per_class=args.per_class)
-    print(f"animals sample: {data} ({args.per_class} images per class, 80/20 train/test)")
+    opts = resolve(args, DemoOptions)
+    out = Path(opts.out)
+    data = sample_dataset("animals", out / "animals", per_class=opts.per_class)
+    note(f"animals sample: {data} ({opts.per_class} images per class, 80/20 train/test)")
     rows = []
     for label, weights in (("pretrained (ImageNet)", "pretrained"), ("random init", "none")):
-        rows.append((label, *_fit_once(args, data, out / weights, weights)))
-    print(
-        f"\n{args.model} at {args.image_size} px, recipe auto ({HEAD_EPOCHS} head + {EPOCHS - HEAD_EPOCHS} full epochs)"
-    )
-    print(f"{'weights':24s} {'test accuracy':>14s} {'seconds':>8s}")
-    for label, acc, seconds in rows:
-        print(f"{label:24s} {acc:14.3f} {seconds:8.0f}")
-    print(f"\nbundles: {out / 'pretrained' / 'bundle'}, {out / 'none' / 'bundle'}")
+        rows.append((label, weights, *_fit_once(opts, data, out / weights, weights)))
+    text = [
+        f"{opts.model} at {opts.image_size} px, recipe auto "
+        f"({HEAD_EPOCHS} head + {EPOCHS - HEAD_EPOCHS} full epochs)",
+        f"{'weights':24s} {'test accuracy':>14s} {'seconds':>8s}",
+    ]
+    text += [f"{label:24s} {acc:14.3f} {seconds:8.0f}" for label, _, acc, seconds in rows]
+    text.append(f"\nbundles: {out / 'pretrained' / 'bundle'}, {out / 'none' / 'bundle'}")
+    data = {
+        "model": opts.model,
+        "image_size": opts.image_size,
+        "runs": [
+            {"weights": w, "test_acc": acc, "seconds": sec, "bundle": str(out / w / "bundle")}
+            for _, w, acc, sec in rows
+        ],
+    }
+    emit(args, data, "\n".join(text))
     return 0
 
 
-def _fit_once(args: argparse.Namespace, data: Path, run: Path, weights: str) -> tuple[float, float]:
+def _fit_once(opts: DemoOptions, data: Path, run: Path, weights: str) -> tuple[float, float]:
     from graft.train.fitting import fit
 
     if (run / "config.yaml").is_file():  # an earlier demo run: start afresh
         shutil.rmtree(run)
-    print(f"training with weights={weights} ...", flush=True)
+    note(f"training with weights={weights} ...")
     started = time.perf_counter()
-    result = fit(data, model=args.model, weights=weights, image_size=args.image_size, recipe="auto",
-                 epochs=EPOCHS, head_epochs=HEAD_EPOCHS, out=str(run), progress=False)  # fmt: skip
+    result = fit(data, model=opts.model, weights=weights, image_size=opts.image_size, recipe="auto",
+                 epochs=EPOCHS, head_epochs=HEAD_EPOCHS, out=str(run), progress=False,
+                 seed=opts.seed, accelerator=opts.accelerator, devices=opts.devices)  # fmt: skip
     return result.metrics.get("test_acc", float("nan")), time.perf_counter() - started

@@ -10,29 +10,39 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
+
+from graft.commands._common import add_parser
+from graft.options import option
+
+
+@dataclass
+class ModelsOptions:
+    """Options of ``graft models``."""
+
+    pattern: str | None = option(
+        None, "shell-style pattern, e.g. 'resnet*' or 'tv:*'", positional=True, nargs="?"
+    )
+    available: bool = option(False, "only models with pretrained weights on this machine (offline)")
+    groups: bool = option(
+        False, "show the parameter groups of the named model (built without weights)"
+    )
+
+
+OPTIONS = {"models": ModelsOptions}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "models",
+        ModelsOptions,
+        config=False,
         help="list backbones (timm, tv:torchvision, aliases) or those with weights on this machine",
         description="List model names accepted by graft (any timm model, torchvision models as "
-        "tv:NAME[.WEIGHTS], aliases such as efficientnet_lite0). --available lists only models whose "
-        "pretrained weights are on this machine (shipped Python packages, torch hub and Hugging Face caches).",
-    )
-    p.add_argument(
-        "pattern", nargs="?", default=None, help="shell-style pattern, e.g. 'resnet*' or 'tv:*'"
-    )
-    p.add_argument(
-        "--available",
-        action="store_true",
-        help="only models with pretrained weights here (offline)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument(
-        "--groups",
-        action="store_true",
-        help="show the parameter groups of the named model (built without weights)",
+        "tv:NAME[.WEIGHTS], aliases such as efficientnet_lite0). --available lists only models "
+        "whose pretrained weights are on this machine (shipped Python packages, torch hub and "
+        "Hugging Face caches).",
     )
     p.set_defaults(func=run)
 

@@ -2,44 +2,54 @@
 
 Example:
     $ graft report runs/pets
-    $ graft report runs/pets --out pets.html --gradcam 12 --mistakes 24 --eval runs/pets/eval
+    $ graft report runs/pets --out runs/pets-report --gradcam 12 --mistakes 24 --eval runs/pets/eval
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+from dataclasses import dataclass
+
+from graft.commands._common import add_parser, emit, note, out_file
+from graft.options import option, resolve
+
+
+@dataclass
+class ReportOptions:
+    """Options of ``graft report`` (and keyword arguments of :func:`graft.write_report`)."""
+
+    run_dir: str = option(
+        None, "run folder written by graft fit (its --out)", positional=True, metavar="RUN_DIR"
+    )
+    out: str | None = option(None, "folder for report.html", default_text="RUN_DIR")
+    gradcam: int = option(8, "images with a Grad-CAM overlay (0: none)")
+    mistakes: int = option(12, "most confident mistakes shown")
+    evaluation: str | None = option(
+        None,
+        "a `graft evaluate --out` folder to take predictions from",
+        default_text="the newest one inside RUN_DIR, else predictions on the validation split",
+        flag="--eval",
+    )
+    max_images: int = option(
+        256, "validation images predicted when there are no evaluation outputs"
+    )
+
+
+OPTIONS = {"report": ReportOptions}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "report",
+        ReportOptions,
         help="HTML report of a run: curves, confusion matrix, mistakes, Grad-CAM, dataset, config",
-        description="Write one self-contained HTML file for a `graft fit` run folder: training curves "
-        "(loss, accuracy, learning rate per parameter group, unfreezing events), confusion matrix, "
-        "per-class scores, the most confident mistakes, Grad-CAM overlays, dataset statistics and "
-        "the resolved config. Predictions come from `graft evaluate` outputs found in the run folder "
-        "(or --eval), else from the bundle on the validation split.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by graft fit (its --out)")
-    p.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
-    p.add_argument(
-        "--gradcam", type=int, default=8, help="images with a Grad-CAM overlay (default 8; 0: none)"
-    )
-    p.add_argument(
-        "--mistakes", type=int, default=12, help="most confident mistakes shown (default 12)"
-    )
-    p.add_argument(
-        "--eval",
-        dest="evaluation",
-        help="a `graft evaluate --out` folder to take predictions from (default: the newest one "
-        "inside RUN_DIR, else predictions on the validation split)",
-    )
-    p.add_argument(
-        "--max-images",
-        type=int,
-        default=256,
-        help="validation images predicted when there are no evaluation outputs (default 256)",
+        description="Write one self-contained HTML file, OUT/report.html, for a `graft fit` run "
+        "folder: training curves (loss, accuracy, learning rate per parameter group, unfreezing "
+        "events), confusion matrix, per-class scores, the most confident mistakes, Grad-CAM "
+        "overlays, dataset statistics and the resolved config. Predictions come from `graft "
+        "evaluate` outputs found in the run folder (or --eval), else from the bundle on the "
+        "validation split (on the CPU).",
     )
     p.set_defaults(func=run)
 
@@ -47,14 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from graft.report import write_report
 
+    opts = resolve(args, ReportOptions)
     path = write_report(
-        args.run_dir,
-        args.out,
-        gradcam=args.gradcam,
-        mistakes=args.mistakes,
-        evaluation=args.evaluation,
-        max_images=args.max_images,
+        opts.run_dir,
+        out_file(opts.out, "report.html", (".html", ".htm")),
+        gradcam=opts.gradcam,
+        mistakes=opts.mistakes,
+        evaluation=opts.evaluation,
+        max_images=opts.max_images,
     )
-    print(f"report written to {path}", file=sys.stderr)
-    print(path)
+    note(f"report written to {path}")
+    emit(args, {"report": str(path)}, str(path))
     return 0

@@ -22,10 +22,14 @@ class DistillConfig:
     """Distillation options; every ``graft fit`` option (recipe, schedule, outputs...) applies too."""
 
     teacher: str | None = option(
-        None, "teacher: a bundle folder fine-tuned on the task, or a pretrained model name"
+        None,
+        "teacher: a bundle folder fine-tuned on the task, or a pretrained model name",
+        default_text="required",
     )
     student: str | None = option(
-        None, "student model name, e.g. tv:mobilenet_v2 or efficientnet_lite0"
+        None,
+        "student model name, e.g. tv:mobilenet_v2 or efficientnet_lite0",
+        default_text="fit's --model default, efficientnet_lite0",
     )
     alpha: float | None = option(
         None,

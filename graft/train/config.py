@@ -66,7 +66,7 @@ class FitConfig:
         "'pretrained={cnn: true, vit: false}')",
         flag="--model-arg",
     )
-    dropout: float = option(0.0, "dropout before the classifier (0: the model's own)")
+    dropout: float = option(0.0, "dropout before the classifier (0: the model's default)")
     image_size: int | None = option(
         None, "input size in pixels", default_text="the weights' input size"
     )
@@ -84,16 +84,20 @@ class FitConfig:
     recipe: Recipe = option(
         "auto", "auto (head, then all with spread LRs), head, full, freeze-upto, progressive"
     )
-    freeze_upto: int | None = option(None, "freeze-upto: groups [0, K) stay frozen")
+    freeze_upto: int | None = option(
+        None, "recipe freeze-upto: groups [0, K) stay frozen", default_text="none"
+    )
     unfreeze: str | None = option(
-        None, "progressive schedule: '2:+2,4:all' or '5:blocks.4-5,10:blocks.0-'"
+        None,
+        "recipe progressive: schedule '2:+2,4:all' or '5:blocks.4-5,10:blocks.0-'",
+        default_text="none",
     )
     lr_decay: float = option(
         0.5, "progressive: learning-rate factor applied at each unfreezing step"
     )
     epochs: int | None = option(None, "total epochs", default_text="from the dataset size")
     head_epochs: int | None = option(
-        None, "recipe auto: epochs of the head-only phase", default_text="a third of --epochs"
+        None, "recipe auto: epochs of the head-only phase", default_text="from the dataset size"
     )
     bn: BnPolicy = option(
         "auto",
@@ -110,8 +114,10 @@ class FitConfig:
         None, "head learning rate (see `graft lr-find`)", default_text="the recipe's"
     )
     lr_mult: float = option(10.0, "head LR / stem LR (geometric spread between)")
-    optimizer: Literal["adamw", "sgd"] = option("adamw", "optimizer")
-    momentum: float = option(0.9, "SGD momentum (AdamW: beta1)")
+    optimizer: Literal["adamw", "sgd"] = option(
+        "adamw", "adamw (decoupled weight decay), or sgd (Nesterov, with --momentum)"
+    )
+    momentum: float = option(0.9, "SGD momentum (not used by adamw)")
     weight_decay: float = option(0.01, "weight decay (never applied to norms and biases)")
     schedule: Literal["cosine", "onecycle", "step", "constant"] = option(
         "cosine", "learning-rate schedule within each phase"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import graft.distill
 from graft.cli import build_parser
 
@@ -10,13 +12,14 @@ def test_model_arg_reaches_distill_as_a_mapping(monkeypatch):
     seen = {}
 
     class Result:
-        report, bundle, metrics = "report line", "b", {}
+        report, bundle, run_dir, metrics = "report line", "b", "r", {}
+        teacher = student = SimpleNamespace(name="m", params=1, latency_ms=1.0, accuracy=None)
 
     def fake_distill(data, **kwargs):
         seen.update(kwargs, data=data)
         return Result()
 
-    monkeypatch.setattr(graft.distill, "distill", fake_distill)
+    monkeypatch.setattr(graft.distill, "distill_model", fake_distill)
     args = build_parser().parse_args(
         ["distill", "data/x", "--teacher", "runs/t/bundle", "--student", "efficientnet_lite0+vit_tiny",
          "--model-arg", "fusion=gated", "--model-arg", "pretrained={cnn: true, vit: false}",

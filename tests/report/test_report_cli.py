@@ -52,6 +52,7 @@ def test_bad_options_are_clean_errors(tiny_run: Path, tmp_path: Path, capsys) ->
     assert "--gradcam must be 0 or more, got -1" in capsys.readouterr().err
     assert main(["report", str(tiny_run), "--eval", str(tmp_path / "none")]) == 2
     assert "is not a folder; pass the --out folder of `graft evaluate`" in capsys.readouterr().err
+    (tmp_path / "report.html").mkdir()  # --out is a folder; OUT/report.html must be a file
     assert main(["report", str(tiny_run), "--out", str(tmp_path)]) == 2
     assert "is a folder; pass a file name" in capsys.readouterr().err
 
@@ -59,9 +60,11 @@ def test_bad_options_are_clean_errors(tiny_run: Path, tmp_path: Path, capsys) ->
 def test_the_command_writes_the_page_with_the_requested_counts(
     tiny_run: Path, tmp_path: Path, capsys
 ) -> None:
-    out = tmp_path / "sub" / "r.html"
+    folder = tmp_path / "sub"
+    out = folder / "report.html"
     assert (
-        main(["report", str(tiny_run), "--out", str(out), "--gradcam", "2", "--mistakes", "1"]) == 0
+        main(["report", str(tiny_run), "--out", str(folder), "--gradcam", "2", "--mistakes", "1"])
+        == 0
     )
     assert capsys.readouterr().out.strip() == str(out)
     page = parse_report(out)
