@@ -26,7 +26,7 @@ def test_extract_gives_the_fused_pooled_width(
     tiny_folder_session: Path, fusion: str, width: int
 ) -> None:
     args = {**SIZES, "fusion": fusion} | ({} if fusion == "concat" else {"proj_dim": 24})
-    f = graft.extract(tiny_folder_session, model=HYBRID, pretrained=False, model_args=args,
+    f = graft.extract(tiny_folder_session, model=HYBRID, weights="none", model_args=args,
                       image_size=32, workers=0, progress=False)  # fmt: skip
     assert f.features.shape == (36, width)
 
@@ -45,7 +45,7 @@ def test_extract_features_equal_the_hybrid_forward(tiny_folder_session: Path) ->
 
 def test_extract_cli_with_model_args(tiny_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "feats"
-    code = main(["extract", str(tiny_folder), "--model", HYBRID, "--random-init", "--image-size",
+    code = main(["extract", str(tiny_folder), "--model", HYBRID, "--weights", "none", "--image-size",
                  "32", "--workers", "0", "--out", str(out), "--model-arg", "fusion=gated",
                  "--model-arg", "proj_dim=8", "--model-arg", "pretrained={cnn: true, vit: false}",
                  "--model-arg", "branch_kwargs={vit: {img_size: 32}}",

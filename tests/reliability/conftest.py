@@ -35,7 +35,8 @@ TINY_FIT = [
 TINY_EXTRACT = [
     "--model",
     "test_efficientnet",
-    "--random-init",
+    "--weights",
+    "none",
     "--image-size",
     "32",
     "--workers",

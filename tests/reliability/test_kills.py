@@ -77,7 +77,7 @@ def kill_when(
 API_DRIVER = (
     "import sys, torch; torch.manual_seed(0); torch.set_num_threads(1)\n"
     "from graft.features import extract\n"
-    "extract(sys.argv[1], model='test_efficientnet', pretrained=False, image_size=32, batch_size=8,\n"
+    "extract(sys.argv[1], model='test_efficientnet', weights='none', image_size=32, batch_size=8,\n"
     "        workers=0, out=sys.argv[2], shard_rows=16, progress=False)\n"
 )
 
@@ -86,7 +86,7 @@ def api_extract(data: Path, out: Path) -> None:
     torch.manual_seed(0)
     from graft.features import extract
 
-    extract(data, model="test_efficientnet", pretrained=False, image_size=32, batch_size=8,
+    extract(data, model="test_efficientnet", weights="none", image_size=32, batch_size=8,
             workers=0, out=out, shard_rows=16, progress=False)  # fmt: skip
 
 

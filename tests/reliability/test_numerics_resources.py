@@ -189,7 +189,7 @@ def test_disk_full_while_extracting_keeps_stored_shards(
     out = tmp_path / "feats"
     disk_full("shard-00001")
     with pytest.raises(DiskFullError):
-        extract(data, model="test_efficientnet", pretrained=False, image_size=32, batch_size=8,
+        extract(data, model="test_efficientnet", weights="none", image_size=32, batch_size=8,
                 workers=0, out=out, shard_rows=8, progress=False)  # fmt: skip
     store = FeatureStore.load(out)
     assert {e.shard for e in store.entries} == {"shard-00000.safetensors"}

@@ -51,7 +51,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         progress=False, recipe="head", epochs=1, out=str(root / "run"), val_split=0.25,
     )  # fmt: skip
     torch.manual_seed(0)
-    probe(data, model="test_efficientnet", pretrained=False, image_size=32, cv=2, workers=0,
+    probe(data, model="test_efficientnet", weights="none", image_size=32, cv=2, workers=0,
           out=str(root / "probe"), features_out=str(root / "feats"))  # fmt: skip
     return {"data": data, "run": run.run_dir, "bundle": run.bundle, "probe": root / "probe",
             "feats": root / "feats"}  # fmt: skip
