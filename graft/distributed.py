@@ -9,11 +9,15 @@ work outside a Trainer (``graft stats``, extraction) and work the same in three 
   :func:`init_from_env` under ``torchrun`` / SLURM);
 - :func:`spawn`: start ``N`` local processes on the gloo backend (CPU) and run a function in each.
 
+:func:`hardware` reads Lightning's ``accelerator`` / ``devices`` / ``strategy`` / ``num_nodes`` for
+the commands that run outside a Trainer, and :func:`run_on` runs a function there (this process,
+spawned processes, or the launcher's).
+
 Example:
     >>> world_size(), rank(), is_rank_zero()
     (1, 0, True)
     >>> shard(["a", "b", "c", "d", "e"], rank=1, world=2)
-    ['d', 'e']
+    ['c', 'd', 'e']
     >>> all_reduce_sum([1, 2, 3])
     [1, 2, 3]
 """
@@ -104,7 +108,7 @@ def shard(items: Sequence[T], rank: int | None = None, world: int | None = None)
 
     Example:
         >>> [shard(range(5), r, 2) for r in range(2)]
-        [[0, 1, 2], [3, 4]]
+        [[0, 1], [2, 3, 4]]
     """
     r = _get_rank() if rank is None else rank
     w = world_size() if world is None else world

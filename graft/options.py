@@ -69,11 +69,14 @@ def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) 
     return dataclasses.field(default=default, metadata=meta)
 
 
-def combine(name: str, *classes: type, skip: Iterable[str] = ()) -> type:
+def combine(
+    name: str, *classes: type, skip: Iterable[str] = (), helps: dict[str, str] | None = None
+) -> type:
     """One dataclass with the fields of ``classes`` (first wins on a shared name), ``skip`` left out.
 
     For a command that takes the options of several dataclasses (``graft distill``: distillation and
     fit options), so that its option table comes from one class like every other command's.
+    ``helps`` replaces the help of the named fields (where the command's meaning or default differs).
 
     Example:
         >>> from graft.train.config import FitConfig
@@ -88,8 +91,11 @@ def combine(name: str, *classes: type, skip: Iterable[str] = ()) -> type:
             if f.name in skipped or f.name in seen:
                 continue
             seen.add(f.name)
+            metadata = dict(f.metadata)
+            if f.name in (helps or {}):
+                metadata["help"] = helps[f.name]  # type: ignore[index]
             copy = dataclasses.field(
-                default=f.default, default_factory=f.default_factory, metadata=f.metadata
+                default=f.default, default_factory=f.default_factory, metadata=metadata
             )
             specs.append((f.name, hints[f.name], copy))
     return dataclasses.make_dataclass(name, specs)

@@ -18,14 +18,16 @@ from graft.distill.config import DistillConfig
 from graft.options import combine, options_from_args
 from graft.train.config import FitConfig
 
-# the student is distill's model; the rest of fit's options apply as they are
-DistillCommand = combine("DistillCommand", DistillConfig, FitConfig, skip=("data", "model"))
-OPTIONS = {"distill": DistillCommand}
 # options whose distill default differs from fit's (graft.distill.api.NO_GRAD_CLIP, DEFAULT_OUT)
 _HELPS = {
     "grad_clip": "gradient norm clip (default: off for distill; fit's 1.0 throttles the KD term)",
     "out": "run folder: checkpoints, metrics, bundle/ with the student (default: runs/distill)",
 }
+# the student is distill's model; the rest of fit's options apply as they are
+DistillCommand = combine(
+    "DistillCommand", DistillConfig, FitConfig, skip=("data", "model"), helps=_HELPS
+)
+OPTIONS = {"distill": DistillCommand}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers,
         "distill",
         DistillCommand,
-        helps=_HELPS,
         help="train a small student from a teacher (logit and feature distillation)",
         description="Train --student on DATA from --teacher: loss = CE + alpha * KD(T) * T^2 + "
         "beta * sum(feature losses). Writes a run folder like `graft fit`; bundle/ holds the "

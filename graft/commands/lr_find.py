@@ -29,7 +29,13 @@ class LRFindOptions:
 
 # fit options that do not apply to a range test: it never resumes, and writes a plot, not a report
 _NOT_FIT = ("data", "resume", "report")
-LRFindCommand = combine("LRFindCommand", LRFindOptions, FitConfig, skip=_NOT_FIT)
+LRFindCommand = combine(
+    "LRFindCommand",
+    LRFindOptions,
+    FitConfig,
+    skip=_NOT_FIT,
+    helps={"out": "folder for lr_find.json and lr_find.png"},
+)
 OPTIONS = {"lr-find": LRFindCommand}
 
 

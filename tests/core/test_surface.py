@@ -132,7 +132,7 @@ def test_options_are_declared_once(command: str) -> None:
         assert action is not None, f"{command}: field {f.name} has no argument"
         if action.option_strings:
             assert flag_name(f) in action.option_strings
-        assert help_text(f).replace("%", "%%") in (action.help or "") or command == "distill"
+        assert help_text(f).replace("%", "%%") == action.help
 
 
 # command -> (the Python API function, fields that are the CLI's own or passed positionally)
