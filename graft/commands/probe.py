@@ -75,7 +75,7 @@ class ProbeOptions:
         None, "image decoding processes", default_text="cores - 1, at most 4"
     )
     accelerator: str = option("auto", ACCELERATOR_HELP)
-    devices: str = option("1", DEVICES_HELP + "; several need --features-out")
+    devices: str = option("1", DEVICES_HELP + "; several extract in parallel")
 
 
 OPTIONS = {"probe": ProbeOptions}

@@ -70,7 +70,8 @@ def extract(
     ``out``: a folder for the feature store; ``resume=False`` ignores what is stored there.
     ``weights``: ``"pretrained"``, ``"none"`` (random init) or a weights file.
     ``accelerator`` / ``devices``: as in Lightning; ``devices=N`` on the CPU (or N GPUs) runs N
-    processes, each extracting a shard of the images, rank 0 writing the store (``out`` needed).
+    processes, each extracting a shard of the images, rank 0 writing the store (a temporary one
+    without ``out``).
     Inside a process group (``torchrun``) each rank extracts its shard on its own device.
     (``pretrained=`` and ``device=`` are the old spellings, kept for one release.)
     ``model_args``: extra arguments for :func:`graft.create_model` when ``model`` is a name, e.g. for
@@ -91,17 +92,11 @@ def extract(
     weights = resolve_weights(weights, pretrained)
     hw = _hardware(accelerator, devices, device)
     if hw.processes > 1 and not distributed.is_initialized():
-        if out is None:
-            raise ConfigError(
-                f"extracting with {hw.processes} processes needs out=FOLDER: rank 0 writes the "
-                "feature store there and it is read back."
-            )
         kwargs = dict(model=model, layer=layer, pool=pool, image_size=image_size,
-                      batch_size=batch_size, workers=workers, out=out, resume=resume,
+                      batch_size=batch_size, workers=workers, resume=resume,
                       weights=weights, accelerator=accelerator, devices=devices,
                       progress=progress, shard_rows=shard_rows, model_args=model_args)  # fmt: skip
-        distributed.spawn(_extract_rank, hw.processes, data, kwargs)
-        return Features.load(out)
+        return _spawned(data, out, hw.processes, kwargs)
     device = hw.device() if distributed.is_initialized() else hw.device(0)
     tune_allocator()
     net, name = _load_model(model, weights, model_args)
@@ -143,6 +138,23 @@ def _hardware(accelerator: str, devices: Any, device: str | None) -> Any:
         kind, _, index = str(device).partition(":")
         accelerator, devices = kind, (f"{index}," if index else 1)
     return distributed.hardware(accelerator, devices)
+
+
+def _spawned(data: Any, out: Any, processes: int, kwargs: dict[str, Any]) -> Features:
+    """Extract in ``processes`` spawned processes (rank 0 writes the store); read the store back.
+
+    Without ``out`` the store is a temporary folder, removed once its rows are in memory.
+    """
+    import tempfile
+
+    if out is not None:
+        distributed.spawn(_extract_rank, processes, data, {**kwargs, "out": out})
+        return Features.load(out)
+    with tempfile.TemporaryDirectory(prefix="graft-extract-") as tmp:
+        distributed.spawn(_extract_rank, processes, data, {**kwargs, "out": tmp})
+        features = Features.load(tmp)
+    features.path = None
+    return features
 
 
 def _extract_rank(data: Any, kwargs: dict[str, Any]) -> None:

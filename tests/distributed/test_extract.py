@@ -63,3 +63,13 @@ def test_cli_accelerator_cpu_devices_2_equals_one_process(tiny_folder, tmp_path)
     one, two = Features.load(stores[0]), Features.load(stores[1])
     assert one.files == two.files and one.labels.tolist() == two.labels.tolist()
     np.testing.assert_allclose(two.features, one.features, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # spawns 2 processes: 2 min on the loaded 2-core machine
+def test_python_api_devices_2_without_out_equals_one_process(tiny_folder):
+    """graft.extract(accelerator="cpu", devices=2) runs two processes itself (a temporary store)."""
+    kw = dict(model="efficientnet_lite0", image_size=32, batch_size=4, workers=0, progress=False)
+    one = extract(tiny_folder, accelerator="cpu", devices=1, **kw)
+    two = extract(tiny_folder, accelerator="cpu", devices=2, **kw)
+    assert two.path is None and two.files == one.files and two.splits == one.splits
+    np.testing.assert_allclose(two.features, one.features, rtol=1e-5, atol=1e-6)
