@@ -93,10 +93,12 @@ def add_hardware_deprecations(p: argparse.ArgumentParser) -> None:
 def hardware_of(args: argparse.Namespace, given: dict[str, Any]) -> dict[str, Any]:
     """``given`` with an old ``--device`` turned into ``accelerator`` / ``devices``."""
     old = getattr(args, "old_device", None)
-    if old is not None:
+    if old is not None:  # --accelerator / --devices given as well win
         kind, _, index = old.partition(":")
-        given.setdefault("accelerator", kind)
-        given.setdefault("devices", f"{index}," if index else "1")
+        if getattr(args, "accelerator", None) is None:
+            given.setdefault("accelerator", kind)
+        if getattr(args, "devices", None) is None:
+            given.setdefault("devices", f"{index}," if index else "1")
     return given
 
 
