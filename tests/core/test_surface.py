@@ -261,3 +261,16 @@ def test_hardware_reads_as_lightning() -> None:
         hardware("cpu", "many")
     with pytest.raises(ConfigError, match="one process on one device"):
         single_device("cpu", 2, what="predict")
+
+
+def test_extract_json_and_config(tiny_folder, tmp_path, capsys) -> None:
+    """One JSON document on stdout (progress and notes on stderr); the YAML keys are the flags'."""
+    config = tmp_path / "extract.yaml"
+    config.write_text("model: test_resnet\nweights: none\nimage_size: 32\nworkers: 0\n")
+    out = tmp_path / "store"
+    argv = ["extract", str(tiny_folder), "--config", str(config), "--out", str(out), "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert printed["images"] == 24 and printed["classes"] == ["blue", "green", "red"]
+    assert printed["out"] == str(out) and "feature store" in captured.err
