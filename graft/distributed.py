@@ -7,7 +7,8 @@ work outside a Trainer (``graft stats``, extraction) and work the same in three 
 - no process group (one process): rank 0 of 1, reductions return their input;
 - a ``torch.distributed`` process group already initialised (inside a Lightning DDP run, or by
   :func:`init_from_env` under ``torchrun`` / SLURM);
-- :func:`spawn`: start ``N`` local processes on the gloo backend (CPU) and run a function in each.
+- :func:`spawn`: start ``N`` local processes with Lightning Fabric (gloo backend) and run a
+  function in each.
 
 :func:`hardware` reads Lightning's ``accelerator`` / ``devices`` / ``strategy`` / ``num_nodes`` for
 the commands that run outside a Trainer, and :func:`run_on` runs a function there (this process,
@@ -27,9 +28,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -222,11 +221,16 @@ def default_backend() -> str:
     return "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
 
 
-def spawn(fn: Callable[..., Any], world: int, *args: Any, backend: str = "gloo") -> None:
-    """Run ``fn(*args)`` in ``world`` fresh local processes joined in one process group.
+def spawn(fn: Callable[..., T], world: int, *args: Any, backend: str = "gloo") -> T:
+    """Run ``fn(*args)`` in ``world`` fresh local processes joined in one process group; return
+    rank 0's result.
 
-    Each process sees :func:`rank` / :func:`world_size` as usual. ``fn`` must be importable (a
-    module-level function). Errors in a worker are raised here.
+    The processes are started by Lightning Fabric (``ddp`` with the ``spawn`` start method), the
+    launcher ``graft fit`` uses through its Trainer. Each process sees :func:`rank`,
+    :func:`local_rank` and :func:`world_size` as usual and keeps this process's torch thread count
+    (Lightning would divide the cores, which changes float results in the last digits). ``fn``
+    must be importable (a module-level function) and its result picklable. Errors in a worker are
+    raised here.
 
     Example:
         >>> spawn(print, 2, "hello")  # doctest: +SKIP
@@ -235,25 +239,33 @@ def spawn(fn: Callable[..., Any], world: int, *args: Any, backend: str = "gloo")
         raise ConfigError(f"the number of processes must be at least 1, got {world}")
     if backend not in ("gloo", "nccl"):
         raise ConfigError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
-    import torch.multiprocessing as mp
+    from lightning.fabric import Fabric
+    from lightning.fabric.strategies import DDPStrategy
 
-    with tempfile.TemporaryDirectory(prefix="graft-dist-") as tmp:
-        init = (Path(tmp) / "rendezvous").as_uri()
-        mp.spawn(_worker, args=(world, backend, init, fn, args), nprocs=world, join=True)
-
-
-def _worker(
-    index: int, world: int, backend: str, init: str, fn: Callable[..., Any], args: tuple
-) -> None:
-    os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(world)})
-    if backend == "nccl":
-        torch.cuda.set_device(index)
-    dist.init_process_group(backend, init_method=init, rank=index, world_size=world)
+    strategy = DDPStrategy(start_method="spawn", process_group_backend=backend)
+    accelerator = "cuda" if backend == "nccl" else "cpu"
+    fabric = Fabric(accelerator=accelerator, devices=world, strategy=strategy)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads or str(torch.get_num_threads())
     try:
-        fn(*args)
-        dist.barrier()
+        return fabric.launch(_worker, fn, args)
     finally:
-        dist.destroy_process_group()
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
+
+
+def _worker(fabric: Any, fn: Callable[..., Any], args: tuple) -> Any:
+    """One process of :func:`spawn`: Fabric has joined the process group; run ``fn`` there."""
+    os.environ.update(
+        {
+            "RANK": str(fabric.global_rank),
+            "LOCAL_RANK": str(fabric.local_rank),
+            "WORLD_SIZE": str(fabric.world_size),
+        }
+    )
+    result = fn(*args)
+    fabric.barrier()
+    return result
 
 
 def sync_batchnorm_plugin() -> Any:
@@ -437,11 +449,10 @@ def _count(devices: Any, auto: int) -> int:
     return n
 
 
-def run_on(hw: Hardware, fn: Callable[..., T], *args: Any) -> T | None:
+def run_on(hw: Hardware, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` on ``hw``: in this process, in ``hw.processes`` spawned local processes, or
-    in the processes torchrun / srun started. Returns ``fn``'s result in this process (rank 0 of a
-    launched group too); ``None`` after :func:`spawn` (the workers hand results back through files)
-    and on the other ranks.
+    in the processes torchrun / srun started. Returns ``fn``'s result (rank 0's after
+    :func:`spawn`; each rank its own under a launcher).
 
     Example:
         >>> run_on(hardware("cpu", 1), sum, [1, 2])
@@ -450,8 +461,7 @@ def run_on(hw: Hardware, fn: Callable[..., T], *args: Any) -> T | None:
     if init_from_env():  # launched by torchrun / srun: this process is one rank
         return fn(*args)
     if hw.processes > 1:
-        spawn(fn, hw.processes, *args)
-        return None
+        return spawn(fn, hw.processes, *args)
     return fn(*args)
 
 

@@ -96,29 +96,7 @@ def _stats(opts: StatsOptions):
 
 
 def _spawned_stats(opts: StatsOptions, processes: int):
-    """Run :func:`_stats` in ``processes`` gloo processes; rank 0 hands the result back as JSON."""
-    import dataclasses
-    import tempfile
-    from pathlib import Path
-
+    """Run :func:`_stats` in ``processes`` processes (Lightning Fabric); rank 0's result."""
     from graft import distributed
-    from graft.data.stats import DatasetStats
-    from graft.io import read_json
 
-    with tempfile.TemporaryDirectory(prefix="graft-stats-") as tmp:
-        result = Path(tmp) / "stats.json"
-        distributed.spawn(_rank_stats, processes, opts, str(result))
-        data = read_json(result)
-    names = {f.name for f in dataclasses.fields(DatasetStats)}
-    stats = DatasetStats(**{k: v for k, v in data.items() if k in names})
-    stats.corrupt = [tuple(item) for item in stats.corrupt]
-    return stats
-
-
-def _rank_stats(opts: StatsOptions, result: str) -> None:
-    from graft import distributed
-    from graft.io import write_json
-
-    stats = _stats(opts)
-    if distributed.is_rank_zero():
-        write_json(result, stats.to_dict())
+    return distributed.spawn(_stats, processes, opts)
