@@ -31,9 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="errors only")
     parser.add_argument(
-        "--traceback", action="store_true", help="show the full traceback on errors"
+        "-q", "--quiet", action=argparse.BooleanOptionalAction, default=False, help="errors only"
+    )
+    parser.add_argument(
+        "--traceback",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="show the full traceback on errors",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
