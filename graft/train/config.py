@@ -85,6 +85,14 @@ class FitConfig:
     deterministic: bool = False
     out: str = "runs/fit"
     resume: bool = False
+    resume_force: bool = field(
+        default=False,
+        metadata={
+            "help": "with --resume: continue although the data, model or options differ from the "
+            "run's (each difference is named in a warning instead of an error); the recipe's "
+            "plan must still match"
+        },
+    )
     progress: bool = True
     report: bool = True  # write OUT/report.html (graft report) when training ends
 
