@@ -48,8 +48,11 @@ def test_resume_refuses_a_changed_plan(tiny_folder, tiny_opts, tmp_path):
     opts = {**tiny_opts, **PROGRESSIVE}
     with pytest.raises(RuntimeError):
         fit(tiny_folder, out=str(tmp_path / "r"), callbacks=[StopAfter(1)], **opts)
-    with pytest.raises(ResumeMismatchError, match="different recipe plan"):
-        fit(tiny_folder, out=str(tmp_path / "r"), resume=True, **{**opts, "unfreeze": "2:+1,3:all"})
+    changed = {**opts, "unfreeze": "2:+1,3:all"}
+    with pytest.raises(ConfigError, match="unfreeze: '1:\+2,3:all' in the run, '2:\+1,3:all' now"):
+        fit(tiny_folder, out=str(tmp_path / "r"), resume=True, **changed)
+    with pytest.raises(ResumeMismatchError, match="different recipe plan"):  # even when forced
+        fit(tiny_folder, out=str(tmp_path / "r"), resume=True, resume_force=True, **changed)
 
 
 def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_folder, tiny_opts, tmp_path):
