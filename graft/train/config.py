@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from graft import config as _config
 from graft.errors import ConfigError
+from graft.train.config_checks import check_fit_options
 
 Recipe = Literal["auto", "head", "full", "freeze-upto", "progressive"]
 BnPolicy = Literal["auto", "frozen", "eval", "train"]
@@ -122,6 +123,7 @@ class FitConfig:
                 "recipe 'progressive' needs an unfreezing schedule, e.g. --unfreeze 2:+2,4:all "
                 "(epoch:groups to add) or --unfreeze 5:blocks.5-6,10:blocks.0-"
             )
+        check_fit_options(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "options") -> FitConfig:
