@@ -41,7 +41,7 @@ from torch import nn
 
 from graft.bundle_checks import check_head, check_meta
 from graft.errors import GraftError, UnsafeFileError, raise_unknown
-from graft.io import read_json, sha256_file, write_json
+from graft.io import file_mode, make_temp_dir, read_json, sha256_file, write_json
 from graft.log import get_logger
 
 FORMAT = "graft-bundle"
@@ -178,11 +178,12 @@ def write_bundle(
     dest = Path(dir)
     _check_destination(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = make_temp_dir(dest)
     try:
         sums = {}
         for name, writer in files.items():
             writer(tmp / name)
+            os.chmod(tmp / name, file_mode())  # safetensors writes owner-only files
             sums[name] = sha256_file(tmp / name)
         full = _header(meta)
         full["weights_sha256"] = sums[next(iter(files))] if files else None

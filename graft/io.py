@@ -24,11 +24,43 @@ from typing import Any
 
 from graft.errors import GraftError
 
-# mkstemp creates files readable by their owner only; outputs get the usual permissions instead
-# (0666 less the process umask, read once: os.umask can only be read by setting it)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
+# mkstemp / mkdtemp create files and folders for their owner only; outputs get the permissions
+# any file the user creates gets instead (0666 / 0777 less the umask, read when writing)
+
+
+def current_umask() -> int:
+    """The process umask (``os.umask`` can only be read by setting it; it is set straight back).
+
+    Example:
+        >>> 0 <= current_umask() <= 0o777
+        True
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new output file: ``0o666`` less the umask (0644 under the usual umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new output folder: ``0o777`` less the umask (0755 under the usual umask 022)."""
+    return 0o777 & ~current_umask()
+
+
+def make_temp_dir(dest: Path, suffix: str = ".tmp") -> Path:
+    """A fresh folder next to ``dest`` (renamed into place later) with the usual folder mode.
+
+    Example:
+        >>> tmp = make_temp_dir(Path(tempfile.mkdtemp()) / "bundle")
+        >>> oct(tmp.stat().st_mode & 0o777) == oct(dir_mode())
+        True
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
 
 
 class DiskFullError(GraftError, OSError):
@@ -52,6 +84,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path for libraries that write by file name; rename it over ``path`` on success."""
     with _replacing(path) as tmp:
         yield tmp
+        os.chmod(tmp, file_mode())  # libraries may re-create the file owner-only (safetensors)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
 
@@ -67,7 +100,7 @@ def _replacing(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, file_mode())
         yield Path(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
