@@ -501,7 +501,9 @@ def check_resume_checkpoint(path: Path, run: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError, RuntimeError (not a zip), EOFError, ...
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        from graft.models.weights import load_error_reason
+
+        reason = load_error_reason(err)
         raise UnsafeFileError(
             f"--resume: {path} cannot be read as a plain-tensor checkpoint ({reason}); it may be "
             f"damaged or not graft's. Nothing in it was executed. Restore it from a backup, or "
