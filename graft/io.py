@@ -67,6 +67,10 @@ class DiskFullError(GraftError, OSError):
     """The disk filled up while writing; earlier outputs are intact."""
 
 
+class OutputPathError(GraftError, ValueError):
+    """An output file's path cannot be written (a folder stands there)."""
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file next to ``path``; on success rename it over ``path``.
@@ -96,6 +100,11 @@ def _replacing(path: str | os.PathLike) -> Iterator[Path]:
     On any error the temporary file is removed; a full disk becomes :class:`DiskFullError`.
     """
     path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(
+            f"{path} is a folder, so the file of that name cannot be written; move the folder "
+            "away or choose another output path."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -178,3 +187,40 @@ def _fsync_dir(path: Path) -> None:
 def _remove_quietly(path: str | os.PathLike) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def check_out_folder(
+    out: str | os.PathLike, data: str | os.PathLike | None = None, flag: str = "--out"
+) -> Path:
+    """Refuse an output folder that cannot work, before anything is written: an existing file, a
+    place that cannot be created or written, or a folder inside the data folder ``data``.
+
+    Example:
+        >>> check_out_folder(tempfile.mkdtemp() + "/run").name
+        'run'
+    """
+    from graft.errors import ConfigError
+
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; it must be a folder. Choose a folder name.")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"{flag} {path} cannot be created: {parent} is a file. Choose another folder."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{flag} {path} cannot be written: no write permission in {parent}. Choose a folder "
+            "you can write to."
+        )
+    if data is not None and Path(data).is_dir():
+        root = Path(data).expanduser().resolve()
+        if path.resolve() == root or root in path.resolve().parents:
+            raise ConfigError(
+                f"{flag} {path} is inside the data folder {root}: its files would be read as a "
+                f"class. Choose a folder outside it, e.g. {flag} {root.parent / 'runs' / root.name}."
+            )
+    return path

@@ -125,7 +125,7 @@ def fit(
     """
     cfg = resolve_config(data, config, options)
     _tune_allocator()
-    with claim_run(Path(cfg.out)):  # one writer; a failed run leaves no half-made folder
+    with claim_run(Path(cfg.out), data=cfg.data):  # one writer, no half-made folder
         return _fit(cfg, callbacks, module_factory, on_trained)
 
 

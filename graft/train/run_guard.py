@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from graft.distributed import is_rank_zero
-from graft.io import write_text
+from graft.io import check_out_folder, write_text
 from graft.log import get_logger
 from graft.train.run_lock import RunLock
 
@@ -27,12 +27,13 @@ FAILED_NAME = "failed.txt"
 
 
 @contextlib.contextmanager
-def claim_run(run: Path, command: str = "graft fit") -> Iterator[Path]:
+def claim_run(run: Path, command: str = "graft fit", data: str | None = None) -> Iterator[Path]:
     """Hold ``run``'s lock while the body runs; on failure, remove or annotate the folder.
 
-    Only the process of rank 0 takes the lock and tidies up (the other DDP ranks share its folder).
+    ``run`` is checked first (not a file, writable, not inside the data folder ``data``). Only the
+    process of rank 0 takes the lock and tidies up (the other DDP ranks share its folder).
     """
-    run = Path(run)
+    run = check_out_folder(run, data)
     if not is_rank_zero():
         yield run
         return
