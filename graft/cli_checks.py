@@ -31,7 +31,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "max_candidates": (1, None), "workers": (0, MAX_WORKERS), "gradcam": (0, 10_000),
     "mistakes": (0, 10_000), "seed": (0, 2**32 - 1), "image_size": (1, MAX_IMAGE_SIDE),
     "min_lr": (0, None), "max_lr": (0, None), "pca": (0, None), "num_nodes": (1, 4096),
-    "in_chans": (1, 16), "opset": (7, 100),
+    "in_chans": (1, 16), "opset": (7, 100), "devices": (1, 1024),
 }  # fmt: skip
 EXCLUSIVE_LOW = {"min_lr", "max_lr", "pca"}  # must be above the bound, not equal
 PATH_ERRNOS = {

@@ -37,7 +37,7 @@ def claim_run(run: Path, command: str = "graft fit", data: str | None = None) ->
     if not is_rank_zero():
         yield run
         return
-    created = not run.exists()
+    created = _first_missing(run)  # this folder, or the ancestor that a mkdir -p would create
     with RunLock(run, command):
         try:
             yield run
@@ -47,11 +47,20 @@ def claim_run(run: Path, command: str = "graft fit", data: str | None = None) ->
         (run / FAILED_NAME).unlink(missing_ok=True)
 
 
-def _after_failure(run: Path, created: bool, error: BaseException, command: str) -> None:
+def _first_missing(path: Path) -> Path | None:
+    """The highest folder on the way to ``path`` that does not exist yet (None: ``path`` exists)."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _after_failure(run: Path, created: Path | None, error: BaseException, command: str) -> None:
     resumable = (run / "checkpoints" / "last.ckpt").is_file()
-    if created and not resumable:
-        shutil.rmtree(run, ignore_errors=True)
-        log.info("removed %s: the run failed before its first checkpoint", run)
+    if created is not None and not resumable:
+        shutil.rmtree(created, ignore_errors=True)
+        log.info("removed %s: the run failed before its first checkpoint", created)
         return
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:500]
     advice = (
