@@ -49,7 +49,7 @@ def test_resume_refuses_a_changed_plan(tiny_folder, tiny_opts, tmp_path):
     with pytest.raises(RuntimeError):
         fit(tiny_folder, out=str(tmp_path / "r"), callbacks=[StopAfter(1)], **opts)
     changed = {**opts, "unfreeze": "2:+1,3:all"}
-    with pytest.raises(ConfigError, match="unfreeze: '1:\+2,3:all' in the run, '2:\+1,3:all' now"):
+    with pytest.raises(ConfigError, match=r"unfreeze: '1:\+2,3:all' in the run, '2:\+1,3:all' now"):
         fit(tiny_folder, out=str(tmp_path / "r"), resume=True, **changed)
     with pytest.raises(ResumeMismatchError, match="different recipe plan"):  # even when forced
         fit(tiny_folder, out=str(tmp_path / "r"), resume=True, resume_force=True, **changed)
