@@ -80,3 +80,16 @@ def path_error_message(error: OSError) -> str | None:
         f"cannot use {str(error.filename)!r}: {error.strerror or error}. Check the path and its "
         "permissions, or choose another."
     )
+
+
+def printable_message(text: str) -> str:
+    r"""``text`` for the terminal: control characters other than newlines escaped (a file name
+    holding ``ESC[2J`` must not clear the user's screen).
+
+    Example:
+        >>> printable_message("bad name: \x1b[2Jx.jpg")
+        'bad name: \\x1b[2Jx.jpg'
+    """
+    from graft.names import escape_name
+
+    return "\n".join(escape_name(line).replace("\\\\", "\\") for line in text.split("\n"))

@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(preds)} predictions written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(predictions_csv(preds))
-    for path, reason in preds.skipped:
-        print(f"skipped: {path} ({reason})", file=sys.stderr)
+    from graft.names import escape_name
+
+    for path, reason in preds.skipped:  # names escaped: no tab, newline or ESC reaches the terminal
+        print(f"skipped: {escape_name(path)} ({reason})", file=sys.stderr)
     return 0
