@@ -106,11 +106,12 @@ def test_fit_out_that_cannot_work(data, tmp_path, where):
     assert not (data / "out").exists()
 
 
-@pytest.mark.parametrize("where", ["file", "uncreatable", "unwritable"])
+@pytest.mark.parametrize("where", ["file", "uncreatable", "unwritable", "inside-data"])
 def test_extract_out_that_cannot_work(data, tmp_path, where):
     out = _out_values(tmp_path, data)[where]
     r = run_cli("extract", data, *TINY_EXTRACT, "--out", out)
     assert_one_error_line(r)
+    assert not (data / "out").exists()
 
 
 @pytest.mark.parametrize(
