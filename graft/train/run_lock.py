@@ -60,6 +60,7 @@ class RunLock:
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": self.command,
+            "proc_start": _process_start(os.getpid()),
         }
         for _ in range(3):
             if _link_new(self.path, json.dumps(mine) + "\n"):
@@ -134,15 +135,28 @@ def is_stale(holder: dict) -> bool:
         return True
     except PermissionError:  # exists, another user's
         return False
+    recorded, now = holder.get("proc_start"), _process_start(pid)
+    if recorded is not None and now is not None and recorded != now:
+        return True  # the PID was reused by a process that started after the lock was taken
     return _is_zombie(pid)
 
 
-def _is_zombie(pid: int) -> bool:
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of ``/proc/PID/stat`` after the command name (empty where there is no /proc)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+        return []
+
+
+def _process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, Linux), to tell a reused PID from the holder."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def _is_zombie(pid: int) -> bool:
+    return _stat_fields(pid)[:1] == ["Z"]
 
 
 def locked_message(path: Path, holder: dict) -> str:

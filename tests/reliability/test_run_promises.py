@@ -221,3 +221,22 @@ def test_a_failed_run_in_an_existing_folder_says_why(data, tmp_path):
     r = run_cli("fit", data, *TINY_FIT, "--recipe", "head", "--epochs", "1", "--out", run)
     assert r.code == 0, str(r)
     assert not (run / "failed.txt").exists()
+
+
+def test_a_lock_whose_pid_was_reused_is_stale(tmp_path):
+    """PID 1 runs, but it started long before this lock's holder did: the holder is gone."""
+    from graft.train.run_lock import _process_start
+
+    run = tmp_path / "run"
+    run.mkdir()
+    start = _process_start(1)
+    if start is None:
+        pytest.skip("no /proc here")
+    lock = {"pid": 1, "host": socket.gethostname(), "started": "t", "proc_start": start + 1}
+    (run / LOCK_NAME).write_text(json.dumps(lock))
+    with RunLock(run) as held:
+        assert json.loads((run / LOCK_NAME).read_text())["pid"] == os.getpid() and held.held
+    lock["proc_start"] = start  # the real holder, still running: kept
+    (run / LOCK_NAME).write_text(json.dumps(lock))
+    with pytest.raises(RunLockedError, match="PID 1 "):
+        RunLock(run).acquire()
