@@ -248,9 +248,9 @@ def fit_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference_fit(fit_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from graft.io import read_json
-
     from safetensors.torch import load_file
+
+    from graft.io import read_json
 
     run = tmp_path_factory.mktemp("fitref") / "run"
     r = run_cli("fit", fit_data, *FIT, "--out", run)
