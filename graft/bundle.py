@@ -39,8 +39,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from graft.bundle_checks import check_head, check_meta
 from graft.errors import GraftError, UnsafeFileError, raise_unknown
-from graft.io import read_json, sha256_file, write_json
+from graft.io import file_mode, make_temp_dir, read_json, sha256_file, write_json
 from graft.log import get_logger
 
 FORMAT = "graft-bundle"
@@ -177,11 +178,12 @@ def write_bundle(
     dest = Path(dir)
     _check_destination(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = make_temp_dir(dest)
     try:
         sums = {}
         for name, writer in files.items():
             writer(tmp / name)
+            os.chmod(tmp / name, file_mode())  # safetensors writes owner-only files
             sums[name] = sha256_file(tmp / name)
         full = _header(meta)
         full["weights_sha256"] = sums[next(iter(files))] if files else None
@@ -342,6 +344,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
     for key in ("kind", "classes", "data_config"):
         if key not in meta:
             raise BundleError(f"{meta_path} lacks '{key}'; the bundle is damaged. Save it again.")
+    check_meta(meta, str(meta_path))
     return meta
 
 
@@ -395,6 +398,7 @@ def _bundle_folder(path: Path) -> Path:
 def load_classifier(folder: Path, meta: dict[str, Any], device: str = "cpu") -> Bundle:
     """Loader for ``kind="classifier"``: rebuild from ``spec`` and read the safetensors weights."""
     model = build_from_spec(meta["spec"])
+    check_head(getattr(model, "num_classes", None), meta["classes"], str(folder / META_FILE))
     load_weights(model, folder / WEIGHTS_FILE)
     model.to(device).eval()
     return Bundle(

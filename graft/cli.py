@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from graft import __version__
+from graft.cli_checks import check_args, path_error_message, printable_message
 from graft.errors import GraftError
 from graft.log import configure
 
@@ -55,11 +56,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_args(args)
         return _run(args)
     except GraftError as e:
         if args.traceback:
             traceback.print_exc()
-        print(f"graft {args.command}: error: {e}", file=sys.stderr)
+        print(f"graft {args.command}: error: {printable_message(str(e))}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the user named: permission, not a folder, read-only disk
+        message = path_error_message(e)
+        if message is None:
+            raise
+        if args.traceback:
+            traceback.print_exc()
+        print(f"graft {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -24,15 +24,51 @@ from typing import Any
 
 from graft.errors import GraftError
 
-# mkstemp creates files readable by their owner only; outputs get the usual permissions instead
-# (0666 less the process umask, read once: os.umask can only be read by setting it)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
+# mkstemp / mkdtemp create files and folders for their owner only; outputs get the permissions
+# any file the user creates gets instead (0666 / 0777 less the umask, read when writing)
+
+
+def current_umask() -> int:
+    """The process umask (``os.umask`` can only be read by setting it; it is set straight back).
+
+    Example:
+        >>> 0 <= current_umask() <= 0o777
+        True
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new output file: ``0o666`` less the umask (0644 under the usual umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new output folder: ``0o777`` less the umask (0755 under the usual umask 022)."""
+    return 0o777 & ~current_umask()
+
+
+def make_temp_dir(dest: Path, suffix: str = ".tmp") -> Path:
+    """A fresh folder next to ``dest`` (renamed into place later) with the usual folder mode.
+
+    Example:
+        >>> tmp = make_temp_dir(Path(tempfile.mkdtemp()) / "bundle")
+        >>> oct(tmp.stat().st_mode & 0o777) == oct(dir_mode())
+        True
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
 
 
 class DiskFullError(GraftError, OSError):
     """The disk filled up while writing; earlier outputs are intact."""
+
+
+class OutputPathError(GraftError, ValueError):
+    """An output file's path cannot be written (a folder stands there)."""
 
 
 @contextlib.contextmanager
@@ -52,6 +88,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path for libraries that write by file name; rename it over ``path`` on success."""
     with _replacing(path) as tmp:
         yield tmp
+        os.chmod(tmp, file_mode())  # libraries may re-create the file owner-only (safetensors)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
 
@@ -63,11 +100,16 @@ def _replacing(path: str | os.PathLike) -> Iterator[Path]:
     On any error the temporary file is removed; a full disk becomes :class:`DiskFullError`.
     """
     path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(
+            f"{path} is a folder, so the file of that name cannot be written; move the folder "
+            "away or choose another output path."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, file_mode())
         yield Path(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
@@ -145,3 +187,40 @@ def _fsync_dir(path: Path) -> None:
 def _remove_quietly(path: str | os.PathLike) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def check_out_folder(
+    out: str | os.PathLike, data: str | os.PathLike | None = None, flag: str = "--out"
+) -> Path:
+    """Refuse an output folder that cannot work, before anything is written: an existing file, a
+    place that cannot be created or written, or a folder inside the data folder ``data``.
+
+    Example:
+        >>> check_out_folder(tempfile.mkdtemp() + "/run").name
+        'run'
+    """
+    from graft.errors import ConfigError
+
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; it must be a folder. Choose a folder name.")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"{flag} {path} cannot be created: {parent} is a file. Choose another folder."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{flag} {path} cannot be written: no write permission in {parent}. Choose a folder "
+            "you can write to."
+        )
+    if data is not None and Path(data).is_dir():
+        root = Path(data).expanduser().resolve()
+        if path.resolve() == root or root in path.resolve().parents:
+            raise ConfigError(
+                f"{flag} {path} is inside the data folder {root}: its files would be read as a "
+                f"class. Choose a folder outside it, e.g. {flag} {root.parent / 'runs' / root.name}."
+            )
+    return path

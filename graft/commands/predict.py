@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     data = {"classes": preds.classes, "predictions": list(preds), "skipped": skipped}
     if args.json or path is None:
         emit(args, data, predictions_csv(preds))
-    for p, reason in preds.skipped:
-        print(f"skipped: {p} ({reason})", file=sys.stderr)
+    from graft.names import escape_name
+
+    for p, reason in preds.skipped:  # names escaped: no tab, newline or ESC reaches the terminal
+        print(f"skipped: {escape_name(p)} ({reason})", file=sys.stderr)
     return 0

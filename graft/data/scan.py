@@ -35,6 +35,7 @@ from graft.data.verify import find_unreadable
 from graft.errors import DataError, raise_unknown
 from graft.io import write_text
 from graft.log import get_logger
+from graft.names import escape_name
 
 Sample = tuple[str, int]
 SPLIT_NAMES = {
@@ -84,8 +85,14 @@ class Splits:
         return {name: counter.get(i, 0) for i, name in enumerate(self.classes)}
 
     def write_skipped(self, path: str | os.PathLike) -> Path:
-        """Write the skipped files as ``path<TAB>reason`` lines (atomically); return the path."""
-        lines = "".join(f"{p}\t{reason}\n" for p, reason in self.skipped)
+        """Write the skipped files as ``path<TAB>reason`` lines (atomically); return the path.
+
+        Tabs, newlines, backslashes and other control characters in names are escaped
+        (:func:`graft.names.escape_name`), so every file is one row of two fields.
+        """
+        lines = "".join(
+            f"{escape_name(str(p))}\t{escape_name(str(reason))}\n" for p, reason in self.skipped
+        )
         write_text(path, "path\treason\n" + lines)
         return Path(path)
 
@@ -221,8 +228,40 @@ def _split_folders(root: Path) -> dict[str, Path]:
     if subdirs and None not in named and "train" in named:
         return named
     if len(named) > 1 and "train" in named and None in named:
+        if _holds_class_folders(named["train"]):  # train/<class>/...: a split layout, plus strays
+            stray = [
+                escape_name(p.name) for p in subdirs if SPLIT_NAMES.get(p.name.lower()) is None
+            ]
+            raise DataError(
+                f"{root} has split folders (train/ holding class folders) next to other folders "
+                f"({', '.join(stray[:5])}); graft cannot tell whether those are classes or strays. "
+                f"Fix: move a class into train/<class>/ (and val/, test/), or move the other "
+                f"folders out of {root}."
+            )
         log.info("%s has a train/ folder next to other folders: reading it as an ImageFolder", root)
     return {}
+
+
+def _holds_class_folders(folder: Path) -> bool:
+    """True when ``folder`` has sub-folders with images in them (a split, not a class)."""
+    return any(p.is_dir() and _images_under(p) for p in _visible(folder))
+
+
+OUTPUT_MARKERS = ("model.json", "manifest.json", ".graft-lock")  # bundle, feature store, run
+RUN_MARKERS = ("checkpoints", "logs", "metrics.json")  # next to config.yaml: a fit run folder
+
+
+def _check_not_output(entry: Path, root: Path) -> None:
+    """Refuse a class folder that is graft's own output (an ``--out`` inside the data folder)."""
+    found = [m for m in OUTPUT_MARKERS if (entry / m).exists()]
+    if (entry / "config.yaml").is_file():
+        found += [m for m in RUN_MARKERS if (entry / m).exists()]
+    if found:
+        raise DataError(
+            f"{escape_name(str(entry))} holds graft output ({', '.join(found)}), not images of a "
+            f"class: an --out folder inside the data folder is read as a class. Fix: move it out "
+            f"of {escape_name(str(root))} and pass an --out outside the data folder."
+        )
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -241,6 +280,7 @@ def _read_folder(root: Path) -> tuple[list[tuple[str, str]], list[str]]:
         if not entry.is_dir():
             loose += is_image_file(entry)
             continue
+        _check_not_output(entry, root)
         files = _images_under(entry)
         if not files:
             empty.append(os.fspath(entry))
@@ -269,7 +309,8 @@ def _class_names(
 ) -> list[str]:
     if empty:
         raise DataError(
-            f"{len(empty)} class folder(s) in {source} contain no images: {', '.join(empty[:5])}. "
+            f"{len(empty)} class folder(s) in {source} contain no images: "
+            f"{', '.join(escape_name(e) for e in empty[:5])}. "
             "Fix: add images to them or delete them (hidden files and non-image files do not count)."
         )
     names = sorted({label for _, label in named}, key=_class_key)
@@ -341,5 +382,8 @@ def _warn_skipped(skipped: list[tuple[str, str]]) -> None:
     reasons = Counter(reason for _, reason in skipped)
     detail = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common())
     log.warning(
-        "skipped %d unreadable image file(s) (%s); first: %s", len(skipped), detail, skipped[0][0]
+        "skipped %d unreadable image file(s) (%s); first: %s",
+        len(skipped),
+        detail,
+        escape_name(str(skipped[0][0])),
     )

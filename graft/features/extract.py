@@ -34,6 +34,7 @@ from graft.errors import ConfigError, DataError
 from graft.features.arrays import Features
 from graft.features.layers import LayerReader
 from graft.features.store import Entry, FeatureStore, file_identity
+from graft.io import check_out_folder
 from graft.log import get_logger
 from graft.runtime import tune_allocator
 
@@ -99,6 +100,8 @@ def extract(
         return _spawned(data, out, hw.processes, kwargs)
     device = hw.device() if distributed.is_initialized() else hw.device(0)
     tune_allocator()
+    if out is not None:  # before any work: a file, an unwritable place, inside the data folder
+        check_out_folder(out, data if isinstance(data, (str, os.PathLike)) else None)
     net, name = _load_model(model, weights, model_args)
     splits = _scan(data)
     samples = _tagged_samples(splits)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from graft.bundle_checks import check_manifest_entries
 from graft.errors import DataError
 from graft.io import atomic_path, read_json, sha256_file, write_json
 from graft.log import get_logger
@@ -85,14 +86,14 @@ class FeatureStore:
             )
         meta = read_json(path)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise DataError(
-                f"{path} is not a graft feature manifest (format={meta.get('format')!r})."
-            )
+            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise DataError(f"{path} is not a graft feature manifest (format={got!r}).")
         if meta.get("format_version") != FORMAT_VERSION:
             raise DataError(
                 f"{path} has format_version {meta.get('format_version')!r}; this graft reads "
                 f"{FORMAT_VERSION}. Extract again into a new folder."
             )
+        check_manifest_entries(meta, str(path))
         store = cls(path.parent, dict(meta["settings"]), list(meta["classes"]))
         store.entries = [Entry(**e) for e in meta["entries"]]
         store.skipped = [tuple(s) for s in meta.get("skipped", [])]
@@ -118,6 +119,12 @@ class FeatureStore:
         for shard, row in locations:
             if shard not in cache:
                 cache[shard] = self._read_shard(shard)
+            if row >= len(cache[shard]):
+                raise DataError(
+                    f"{self.root / MANIFEST} points at row {row} of {shard}, which holds "
+                    f"{len(cache[shard])} rows (damaged or edited); re-run `graft extract DATA "
+                    f"--out {self.root}`."
+                )
             rows.append(cache[shard][row])
         if not rows:
             return np.zeros((0,), dtype=np.float32)

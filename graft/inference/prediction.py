@@ -28,6 +28,7 @@ from graft.inference.inputs import expand_paths
 from graft.inference.runner import run_inference
 from graft.io import write_json, write_text
 from graft.log import get_logger
+from graft.names import escape_name
 
 log = get_logger("graft.inference")
 OUTPUT_FORMATS = (".csv", ".json")
@@ -82,10 +83,15 @@ def predict(
     rows = [
         _row(files[i], p, bundle.classes, top_k) for i, p in zip(out.index, out.probs, strict=True)
     ]
-    if skipped:
-        log.warning(
-            "skipped %d input(s) that could not be read; first: %s (%s)", len(skipped), *skipped[0]
+    if not rows:
+        shown = "; ".join(f"{escape_name(p)} ({r})" for p, r in skipped[:3])
+        raise DataError(
+            f"none of the {len(skipped)} input(s) could be read, so nothing was predicted "
+            f"(e.g. {shown}). Check that they are image files (.jpg .png ...) you can read."
         )
+    if skipped:
+        log.warning("skipped %d of %d input(s) that could not be read", len(skipped),
+                    len(skipped) + len(rows))  # fmt: skip
     return Predictions(rows, skipped, list(bundle.classes))
 
 
@@ -102,6 +108,10 @@ def write_predictions(preds: Predictions, out: str | os.PathLike) -> Path:
         >>> write_predictions(predict("bundle", "photos/"), "preds.json")  # doctest: +SKIP
     """
     out = Path(out)
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder; predictions go to a file such as {out / 'preds.csv'}."
+        )
     suffix = out.suffix.lower()
     if suffix not in OUTPUT_FORMATS:
         raise ConfigError(
@@ -113,7 +123,7 @@ def write_predictions(preds: Predictions, out: str | os.PathLike) -> Path:
     else:
         write_text(out, predictions_csv(preds))
         if preds.skipped:
-            lines = "".join(f"{p}\t{r}\n" for p, r in preds.skipped)
+            lines = "".join(f"{escape_name(p)}\t{escape_name(r)}\n" for p, r in preds.skipped)
             write_text(out.with_suffix(".skipped.tsv"), "path\treason\n" + lines)
     return out
 

@@ -11,7 +11,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from graft.bundle import Bundle
 from graft.data.dataset import ImageDataset, collate_skip
 from graft.data.transforms import build_transforms
+from graft.errors import ConfigError
 
 
 @dataclass
@@ -65,7 +68,9 @@ def run_inference(
     ``tta=True`` averages the probabilities of each image and its horizontal mirror.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    if workers < 0:
+        raise ConfigError(f"workers must be 0 (decode in this process) or more, got {workers}")
     transform = eval_transform(bundle)
     if inputs and isinstance(inputs[0], Image.Image):
         dataset: Any = _ImagesDataset(inputs, transform)
@@ -78,12 +83,13 @@ def run_inference(
         dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip
     )
     probs, index = [], []
-    for batch in loader:
-        if batch is None:
-            continue
-        x, positions = batch
-        probs.append(batch_probabilities(bundle, x, tta))
-        index += positions.tolist()
+    with _quiet("graft.data"):  # each unreadable input is reported once, by the caller
+        for batch in loader:
+            if batch is None:
+                continue
+            x, positions = batch
+            probs.append(batch_probabilities(bundle, x, tta))
+            index += positions.tolist()
     failed = _failures(dataset, len(inputs), set(index))
     num_classes = bundle.num_classes
     stacked = np.concatenate(probs) if probs else np.zeros((0, num_classes), np.float32)
@@ -107,3 +113,15 @@ def _failures(dataset: Any, n: int, done: set[int]) -> dict[int, str]:
             path = samples[i][0] if samples else None
             out[i] = reasons.get(path, "unreadable")
     return out
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Only errors from logger ``name`` while the block runs (loader workers fork inside it)."""
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)

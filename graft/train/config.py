@@ -26,6 +26,7 @@ from graft.options import (
     STRATEGY_HELP,
     option,
 )
+from graft.train.config_checks import check_fit_options
 
 Recipe = Literal["auto", "head", "full", "freeze-upto", "progressive"]
 BnPolicy = Literal["auto", "frozen", "eval", "train"]
@@ -154,6 +155,12 @@ class FitConfig:
     deterministic: bool = option(False, "deterministic algorithms only (reproducible, slower)")
     out: str = option("runs/fit", "run folder (checkpoints, metrics, bundle/, config.yaml)")
     resume: bool = option(False, "continue the run in --out from its last checkpoint")
+    resume_force: bool = option(
+        False,
+        "with --resume: continue although the data, model or options differ from the run's "
+        "(each difference is named in a warning instead of an error); the recipe's plan must "
+        "still match",
+    )
     progress: bool = option(True, "show progress bars (on stderr)")
     report: bool = option(
         True, "write OUT/report.html at the end (curves, confusion, mistakes, Grad-CAM)"
@@ -185,6 +192,7 @@ class FitConfig:
                 "recipe 'progressive' needs an unfreezing schedule, e.g. --unfreeze 2:+2,4:all "
                 "(epoch:groups to add) or --unfreeze 5:blocks.5-6,10:blocks.0-"
             )
+        check_fit_options(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "options") -> FitConfig:

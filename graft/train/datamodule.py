@@ -1,8 +1,11 @@
 """The LightningDataModule: scanned splits -> train/val/test loaders, reproducible across restarts.
 
 Shuffling and augmentation depend only on (seed, epoch, index): the sampler yields ``epoch * n + i``
-and the dataset seeds the transform's random draws from that key. A run resumed at epoch k therefore
-sees exactly the batches and augmentations an uninterrupted run would, with or without workers.
+and the dataset seeds the transform's random draws (torch, numpy and ``random``) from that key. A run
+resumed at epoch k therefore sees exactly the batches and augmentations an uninterrupted run would,
+with or without workers: nothing depends on a worker's own seed. The sampler takes its epoch when the
+loader is built (every epoch), not only from ``set_epoch``: on resume Lightning starts the workers'
+prefetch before it calls ``set_epoch``, and the first resumed epoch then replayed epoch 0's order.
 
 While a phase trains only layers above a frozen prefix whose input is not augmented (``auto`` and
 ``head``), the train loader serves that prefix's outputs, computed once (see
@@ -15,10 +18,12 @@ Example:
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -31,11 +36,16 @@ class EpochSampler(Sampler[int]):
     """Shuffles (or draws class-balanced) indices from (seed, epoch); yields ``epoch * n + index``."""
 
     def __init__(
-        self, n: int, seed: int = 0, weights: Sequence[float] | None = None, shuffle: bool = True
+        self,
+        n: int,
+        seed: int = 0,
+        weights: Sequence[float] | None = None,
+        shuffle: bool = True,
+        epoch: int = 0,
     ) -> None:
         self.n, self.seed, self.shuffle = n, seed, shuffle
         self.weights = torch.as_tensor(weights, dtype=torch.double) if weights is not None else None
-        self.epoch = 0
+        self.epoch = epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at every epoch start."""
@@ -68,12 +78,17 @@ class SeededDataset(Dataset):
     def __getitem__(self, key: int) -> Any:
         n = len(self.dataset)
         generator = torch.default_generator  # the CPU generator transforms draw from
-        saved = generator.get_state()  # (torch.manual_seed / fork_rng cost ~3 ms per item here)
-        generator.manual_seed((self.seed * _MIX + key) % (2**63))
+        saved = generator.get_state(), random.getstate(), np.random.get_state()
+        seed = (self.seed * _MIX + key) % (2**63)  # (torch.manual_seed / fork_rng: ~3 ms per item)
+        generator.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
         try:
             return self.dataset[key % n]
         finally:
-            generator.set_state(saved)
+            generator.set_state(saved[0])
+            random.setstate(saved[1])
+            np.random.set_state(saved[2])
 
 
 class _Indexed(Dataset):
@@ -130,8 +145,8 @@ class FitDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         if self.cached_train is not None and epoch in self.cached_epochs:
-            return self._loader(self.cached_train, train=True, workers=0, seeded=False)
-        return self._loader(self.train_set, train=True)
+            return self._loader(self.cached_train, train=True, workers=0, seeded=False, epoch=epoch)
+        return self._loader(self.train_set, train=True, epoch=epoch)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val_set, train=False) if self.val_set is not None else []
@@ -144,13 +159,18 @@ class FitDataModule(pl.LightningDataModule):
         return self._loader(samples_set, train=False)
 
     def _loader(
-        self, dataset: Dataset, train: bool, workers: int | None = None, seeded: bool = True
+        self,
+        dataset: Dataset,
+        train: bool,
+        workers: int | None = None,
+        seeded: bool = True,
+        epoch: int = 0,
     ) -> DataLoader:
         workers = self.workers if workers is None else workers
         sampler = None
         if train:
             weights = self._balanced_weights() if self.balance == "sampler" else None
-            sampler = EpochSampler(len(dataset), self.seed, weights)
+            sampler = EpochSampler(len(dataset), self.seed, weights, epoch=epoch)
             dataset = SeededDataset(dataset, self.seed) if seeded else _Indexed(dataset)
         return DataLoader(
             dataset,

@@ -41,6 +41,13 @@ from graft.train.groups import ModelGroups
 from graft.train.module import GraftModule
 from graft.train.outputs import save_trained_bundle, write_history
 from graft.train.recipes import Plan, build_plan
+from graft.train.resume_check import (
+    RunIdentity,
+    check_resume_identity,
+    check_resume_options,
+    run_identity,
+)
+from graft.train.run_guard import claim_run
 from graft.train.trainer import make_trainer
 
 log = get_logger("graft.train")
@@ -118,17 +125,31 @@ def fit(
     """
     cfg = resolve_config(data, config, options)
     _tune_allocator()
+    with claim_run(Path(cfg.out), data=cfg.data):  # one writer, no half-made folder
+        return _fit(cfg, callbacks, module_factory, on_trained)
+
+
+def _fit(
+    cfg: FitConfig,
+    callbacks: list[pl.Callback] | None,
+    module_factory: ModuleFactory | None,
+    on_trained: TrainedHook | None,
+) -> FitResult:
     run = prepare_run_dir(cfg)
-    if cfg.resume:
-        check_resume_checkpoint(run / "checkpoints" / "last.ckpt", run)
+    saved = check_resume_checkpoint(run / "checkpoints" / "last.ckpt", run) if cfg.resume else {}
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = prepare_fit(cfg, run)
+    identity = run_identity(
+        cfg.data, cfg.model, parts.data_config, parts.splits.classes, cfg.recipe
+    )
+    check_resume_identity(saved, identity, cfg.resume_force)
     module = (module_factory or default_module)(parts)
     dm, plan = parts.datamodule, parts.plan
     _setup_cache(cfg, module, dm, plan, parts.groups)
     trainer, checkpoints = make_trainer(
-        cfg, run, plan, callbacks, steps_per_epoch=len(dm.train_set) // cfg.batch_size
-    )
+        cfg, run, plan, [*(callbacks or []), RunIdentity(identity)],
+        steps_per_epoch=len(dm.train_set) // cfg.batch_size,
+    )  # fmt: skip
     parts.trainer = trainer
     started = time.perf_counter()
     _train(trainer, module, dm, cfg, run)
@@ -234,7 +255,10 @@ def resolve_config(
         if saved.is_file():
             previous = FitConfig.load(saved).to_dict()
             changed = {k: v for k, v in options.items() if k in previous and v is not None}
+            if data is not None:
+                changed["data"] = str(data)
             merged = {**previous, **changed, "resume": True}
+            check_resume_options(previous, merged, bool(merged.get("resume_force")))
     cfg = FitConfig.from_dict(merged)
     if not cfg.data:
         raise ConfigError(
@@ -464,8 +488,8 @@ def out_of_memory_message(cfg: FitConfig, run: Path, err: BaseException) -> str:
     )
 
 
-def check_resume_checkpoint(path: Path, run: Path) -> None:
-    """Refuse a resume checkpoint that is not plain tensors (a pickle with code, a foreign file).
+def check_resume_checkpoint(path: Path, run: Path) -> dict[str, Any]:
+    """The resume checkpoint's content; refuse one that is not plain tensors (a pickle, a foreign file).
 
     Lightning would fail on it too, but with an unpickling traceback; nothing is ever executed.
 
@@ -477,7 +501,9 @@ def check_resume_checkpoint(path: Path, run: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError, RuntimeError (not a zip), EOFError, ...
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        from graft.models.weights import load_error_reason
+
+        reason = load_error_reason(err)
         raise UnsafeFileError(
             f"--resume: {path} cannot be read as a plain-tensor checkpoint ({reason}); it may be "
             f"damaged or not graft's. Nothing in it was executed. Restore it from a backup, or "
@@ -488,6 +514,7 @@ def check_resume_checkpoint(path: Path, run: Path) -> None:
             f"--resume: {path} is not a graft/Lightning checkpoint (no 'state_dict'); it may be "
             "damaged or not graft's. Restore it, or start a new run with another --out folder."
         )
+    return state
 
 
 def _resume_path(cfg: FitConfig, run: Path) -> str | None:

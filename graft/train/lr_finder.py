@@ -24,6 +24,7 @@ from graft.io import atomic_path, write_json
 from graft.log import get_logger
 from graft.train.config import FitConfig
 from graft.train.recipes import Phase
+from graft.train.run_guard import claim_run
 from graft.train.trainer import quiet_lightning
 
 log = get_logger("graft.train")
@@ -63,16 +64,16 @@ def lr_find(
     if not min_lr < max_lr:
         raise ConfigError(f"min_lr ({min_lr}) must be below max_lr ({max_lr}).")
     cfg = fitting.resolve_config(data, config, {**options, "resume": False})
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(cfg.seed, verbose=False)
-    parts = fitting.prepare_fit(cfg, out)
-    module = fitting.default_module(parts)
-    groups = parts.groups
-    trainable = (groups.head,) if phase == "head" else tuple(range(len(groups)))
-    bn = "frozen" if phase == "head" else "eval"
-    module.enter_phase(Phase(phase, 0, 1, trainable, 1.0, 1.0, bn))
-    return _run(cfg, module, parts.datamodule, out, phase, min_lr, max_lr, steps)
+    with claim_run(Path(cfg.out), "graft lr-find", data=cfg.data) as out:  # one writer, no debris
+        out.mkdir(parents=True, exist_ok=True)
+        pl.seed_everything(cfg.seed, verbose=False)
+        parts = fitting.prepare_fit(cfg, out)
+        module = fitting.default_module(parts)
+        groups = parts.groups
+        trainable = (groups.head,) if phase == "head" else tuple(range(len(groups)))
+        bn = "frozen" if phase == "head" else "eval"
+        module.enter_phase(Phase(phase, 0, 1, trainable, 1.0, 1.0, bn))
+        return _run(cfg, module, parts.datamodule, out, phase, min_lr, max_lr, steps)
 
 
 def _run(

@@ -89,7 +89,11 @@ def test_weights_not_found_offline_names_every_place(tmp_path, monkeypatch):
         "download from https://download.pytorch.org/models/resnet18-f37072fd.pth: skipped (offline"
         in msg
     )
-    assert "weights=PATH (CLI: --weights PATH" in msg and "graft models --available" in msg
+    assert (
+        "--weights PATH; Python: weights=PATH" in msg
+        and "--random-init" in msg
+        and "graft models --available" in msg
+    )
 
 
 def test_timm_weights_not_found_mentions_hf_cache(tmp_path, monkeypatch):
