@@ -3,6 +3,8 @@
 Example:
     $ graft fit data/pets --epochs 6 --out runs/pets
     $ graft fit --resume --out runs/pets
+    $ graft fit data/pets --epochs 6 --dry-run      # the plan and its time estimate, no training
+    $ graft fit --config runs/pets/config.yaml --out runs/again   # the same run again
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from graft.distributed import is_rank_zero
 
     if not is_rank_zero():  # under DDP only rank 0 reports
+        return 0
+    if result.plan_text:  # --dry-run: the plan and its estimate are the result
+        print(result.plan_text)
         return 0
     shown = {
         k: v for k, v in result.metrics.items() if k.endswith(("acc", "loss")) or k == "fit_seconds"

@@ -51,13 +51,31 @@ class FitConfig:
     freeze_upto: int | None = None  # recipe freeze-upto: groups [0, K) stay frozen
     unfreeze: str | None = None  # recipe progressive: "2:+2,4:all" or "5:blocks.4-5,10:blocks.0-"
     lr_decay: float = 0.5  # progressive: LR factor applied at each unfreezing step
-    epochs: int | None = None  # None: from the dataset size (recipe auto)
-    head_epochs: int | None = None  # auto: epochs of the head-only phase
+    epochs: int | None = field(
+        default=None,
+        metadata={
+            "help": "total epochs, every phase included (auto splits them: head gets 0.4 N "
+            "rounded, 1 to 8, the full phase the rest; default: from the dataset size)"
+        },
+    )
+    head_epochs: int | None = field(
+        default=None,
+        metadata={
+            "help": "auto: epochs of the head-only phase, out of --epochs (default: 0.4 x epochs, rounded, 1 to 8)"
+        },
+    )
     bn: BnPolicy = "auto"  # BatchNorm: frozen parts eval ("frozen"), all eval ("eval"), all batch stats ("train")
     cache_frozen: bool | None = None  # cache outputs of frozen layers (None: on when it applies)
     # optimisation
     batch_size: int = 32
     lr: float | None = None  # head learning rate (None: recipe default)
+    full_lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "auto: head learning rate of the full phase (default: --lr if given, else "
+            "1e-3 for AdamW, 1e-2 for SGD)"
+        },
+    )
     lr_mult: float = 10.0  # head LR / stem LR, geometric in between
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: float = 0.9
@@ -87,6 +105,13 @@ class FitConfig:
     resume: bool = False
     progress: bool = True
     report: bool = True  # write OUT/report.html (graft report) when training ends
+    dry_run: bool = field(
+        default=False,
+        metadata={
+            "help": "print the resolved plan and its time estimate, then stop without training "
+            "(nothing is written)"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_range("val_split", self.val_split, 0.0, 0.9)
@@ -99,6 +124,8 @@ class FitConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"{name} must be >= 0 (or unset for automatic), got {value}")
+        if self.full_lr is not None and self.full_lr <= 0:
+            raise ConfigError(f"full_lr must be positive, got {self.full_lr}; try 1e-3.")
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(
                 f"lr must be positive, got {self.lr}; try 1e-3 or run `graft lr-find`."

@@ -40,6 +40,7 @@ from graft.train.frozen_cache import cache_head_inputs, can_cache, head_suffix
 from graft.train.groups import ModelGroups
 from graft.train.module import GraftModule
 from graft.train.outputs import save_trained_bundle, write_history
+from graft.train.plan import announce
 from graft.train.recipes import Plan, build_plan
 from graft.train.trainer import make_trainer
 
@@ -56,6 +57,7 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     config: FitConfig | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    plan_text: str = ""  # the plan and its time estimate (what --dry-run prints)
 
 
 @dataclass
@@ -116,8 +118,11 @@ def fit(
         >>> r.bundle  # doctest: +SKIP
         PosixPath('runs/flowers/bundle')
     """
+    begun = time.perf_counter()
     cfg = resolve_config(data, config, options)
     _tune_allocator()
+    if cfg.dry_run:
+        return _dry_run(cfg, begun)
     run = prepare_run_dir(cfg)
     if cfg.resume:
         check_resume_checkpoint(run / "checkpoints" / "last.ckpt", run)
@@ -126,6 +131,9 @@ def fit(
     module = (module_factory or default_module)(parts)
     dm, plan = parts.datamodule, parts.plan
     _setup_cache(cfg, module, dm, plan, parts.groups)
+    cfg = parts.cfg = _resolved(cfg, parts, run)
+    progress = announce(cfg, parts, dm.cached_epochs, already=time.perf_counter() - begun)
+    callbacks = [*(callbacks or []), *([progress] if progress else [])]
     trainer, checkpoints = make_trainer(
         cfg, run, plan, callbacks, steps_per_epoch=len(dm.train_set) // cfg.batch_size
     )
@@ -153,6 +161,26 @@ def fit(
     trainer.strategy.barrier("graft-fit-outputs")
     log.info("fit finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return FitResult(run, bundle, metrics, history, cfg, events)
+
+
+def _dry_run(cfg: FitConfig, begun: float) -> FitResult:
+    """``dry_run=True``: the plan and its estimate, nothing trained or written."""
+    from graft.train.plan import dry_run
+
+    resolved, text, seconds = dry_run(cfg, begun)
+    run = Path(cfg.out)
+    return FitResult(run, run / "bundle", {"estimated_seconds": round(seconds, 1)},
+                     config=resolved, plan_text=text)  # fmt: skip
+
+
+def _resolved(cfg: FitConfig, parts: FitParts, run: Path) -> FitConfig:
+    """The config with auto's choices filled in, saved as ``run/config.yaml`` (rank 0)."""
+    from graft.train.resolved import resolve_choices
+
+    resolved = resolve_choices(cfg, parts, cached=bool(parts.datamodule.cached_epochs))
+    if is_rank_zero():
+        resolved.save(run / "config.yaml")
+    return resolved
 
 
 def _write_report(run: Path) -> None:
@@ -270,6 +298,7 @@ def make_plan(
     plan = build_plan(
         cfg.recipe, len(groups), n_train, cfg.batch_size, cfg.epochs, cfg.head_epochs, cfg.lr,
         cfg.lr_mult, cfg.freeze_upto, cfg.unfreeze, cfg.lr_decay, cfg.bn, cfg.warmup, cfg.optimizer, groups,
+        cfg.full_lr,
     )  # fmt: skip
     return with_new_params(plan, groups, new_params)
 
