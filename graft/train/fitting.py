@@ -131,8 +131,9 @@ def fit(
     module = (module_factory or default_module)(parts)
     dm, plan = parts.datamodule, parts.plan
     _setup_cache(cfg, module, dm, plan, parts.groups)
+    sized = cfg.image_size is None
     cfg = parts.cfg = _resolved(cfg, parts, run)
-    progress = announce(cfg, parts, dm.cached_epochs, already=time.perf_counter() - begun)
+    progress = announce(cfg, parts, dm.cached_epochs, time.perf_counter() - begun, sized)
     callbacks = [*(callbacks or []), *([progress] if progress else [])]
     trainer, checkpoints = make_trainer(
         cfg, run, plan, callbacks, steps_per_epoch=len(dm.train_set) // cfg.batch_size
@@ -372,9 +373,12 @@ def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[st
         from graft.data import normalization_stats
 
         stats = normalization_stats(splits, progress=False)
-    return resolve_data_config(
-        model, cfg.image_size, norm, dataset_stats=stats, in_chans=cfg.in_chans
-    )
+    size = cfg.image_size
+    if size is None:  # from the training images' sizes (graft.data.image_size)
+        from graft.data.image_size import auto_size_for
+
+        size = auto_size_for(getattr(model, "pretrained_cfg", None) or {}, splits.train)
+    return resolve_data_config(model, size, norm, dataset_stats=stats, in_chans=cfg.in_chans)
 
 
 def _make_datamodule(

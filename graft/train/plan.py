@@ -50,8 +50,9 @@ def phase_line(phase: Phase, names: tuple[str, ...], cached: bool) -> str:
     return f"  {span}  {phase.name:6s} trains {what}  {lrs}  BN {phase.bn}{tail}"
 
 
-def describe(cfg: Any, parts: Any, cached_epochs: range = range(0)) -> str:
-    """The plan as text: phases, then the data settings (see the module example)."""
+def describe(cfg: Any, parts: Any, cached_epochs: range = range(0), sized: bool = False) -> str:
+    """The plan as text: phases, then the data settings (see the module example); ``sized``: the
+    image size was chosen from the training images (graft.data.image_size)."""
     plan: Plan = parts.plan
     names = parts.groups.names
     lines = [f"plan: recipe {cfg.recipe}, {plan.epochs} epochs in total"]
@@ -65,7 +66,8 @@ def describe(cfg: Any, parts: Any, cached_epochs: range = range(0)) -> str:
     size = tuple(parts.data_config.get("input_size", ()))[-2:]
     splits = parts.splits
     lines.append(
-        f"images {'x'.join(str(s) for s in size)} px ({parts.data_config.get('normalization')} "
+        f"images {'x'.join(str(s) for s in size)} px{' (from the image sizes)' if sized else ''} "
+        f"({parts.data_config.get('normalization')} "
         f"normalization), batch {cfg.batch_size}, {parts.datamodule.workers} loader workers, "
         f"image cache {'on' if cfg.cache_images else 'off'}, frozen-output cache "
         f"{'on' if cached_epochs else 'off'}; {len(splits.train)} train / {len(splits.val)} val / "
@@ -138,7 +140,9 @@ class ProgressETA(pl.Callback):
         return total
 
 
-def announce(cfg: Any, parts: Any, cached_epochs: range, already: float) -> ProgressETA | None:
+def announce(
+    cfg: Any, parts: Any, cached_epochs: range, already: float, sized: bool = False
+) -> ProgressETA | None:
     """Print the plan and its estimate on stderr (rank 0, ``cfg.progress``); return the callback
     that prints progress with the time left, or ``None`` when progress is off.
 
@@ -151,7 +155,7 @@ def announce(cfg: Any, parts: Any, cached_epochs: range, already: float) -> Prog
     if not cfg.progress or not is_rank_zero():
         return None
     est = estimate(cfg, parts, cached_epochs, already=already)
-    say(describe(cfg, parts, cached_epochs))
+    say(describe(cfg, parts, cached_epochs, sized))
     say(estimate_line(est))
     return ProgressETA(parts.plan, est.per_epoch)
 
@@ -185,5 +189,5 @@ def dry_run(cfg: Any, started: float) -> tuple[Any, str, float]:
     cached = planned_cache(cfg, parts.plan, parts.groups, parts.model)
     resolved = resolve_choices(cfg, parts, cached=bool(cached))
     est = estimate(cfg, parts, cached, already=time.perf_counter() - started)
-    text = describe(resolved, parts, cached) + "\n" + estimate_line(est)
+    text = describe(resolved, parts, cached, cfg.image_size is None) + "\n" + estimate_line(est)
     return resolved, text, est.total

@@ -292,8 +292,8 @@ def _progressive(spec, n_groups, epochs, lr, scale, lr_mult, lr_decay, bn, warmu
     for i, start in enumerate(starts):
         if i:
             trainable |= set(events[i - 1][1])
-        end = starts[i + 1] if i + 1 < len(starts) else total
-        if end <= start:
+        end = min(starts[i + 1], total) if i + 1 < len(starts) else total
+        if end <= start:  # an unfreezing step at or past the last epoch never happens
             continue
         spread = lr_mult if len(trainable) > 1 else 1.0
         phases.append(
