@@ -116,7 +116,11 @@ def bench_size(args: argparse.Namespace, work: Path) -> list[dict]:
     for name in args.sets.split(","):
         data = makers[name]()
         for size in args.sizes.split(","):
-            row = {"set": name, "size": size, **fit_once(data, size, args, work / f"run-{name}-{size}")}
+            row = {
+                "set": name,
+                "size": size,
+                **fit_once(data, size, args, work / f"run-{name}-{size}"),
+            }
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows

@@ -68,7 +68,9 @@ def test_fit_auto_two_epochs_runs_a_head_then_a_full_epoch(tiny_folder, tiny_opt
 
 def test_fit_auto_one_epoch_trains_the_head_and_says_so(tiny_folder, tiny_opts, tmp_path, capsys):
     opts = {**tiny_opts, "progress": True}
-    result = fit(tiny_folder, recipe="auto", epochs=1, out=str(tmp_path / "r"), report=False, **opts)
+    result = fit(
+        tiny_folder, recipe="auto", epochs=1, out=str(tmp_path / "r"), report=False, **opts
+    )
     assert [h["phase"] for h in result.history] == ["head"]
     assert result.metrics["epochs"] == 1.0
     assert "--epochs 1: recipe auto trains the head phase only" in capsys.readouterr().err

@@ -14,7 +14,9 @@ CHOSEN = ("epochs", "head_epochs", "lr", "full_lr", "workers", "image_size", "ca
 
 def test_config_yaml_holds_the_resolved_values(tiny_folder, tiny_opts, tmp_path):
     opts = {k: v for k, v in tiny_opts.items() if k != "workers"}
-    result = fit(tiny_folder, recipe="auto", epochs=3, out=str(tmp_path / "r"), report=False, **opts)
+    result = fit(
+        tiny_folder, recipe="auto", epochs=3, out=str(tmp_path / "r"), report=False, **opts
+    )
     saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     assert all(saved[k] is not None for k in CHOSEN), {k: saved[k] for k in CHOSEN}
     assert (saved["epochs"], saved["head_epochs"]) == (3, 1)
@@ -37,7 +39,9 @@ def test_the_saved_config_reproduces_the_run(tiny_folder, tiny_opts, tmp_path):
 
 def test_cli_reproduces_from_the_run_config(tiny_folder, tiny_opts, tmp_path, capsys):
     fit(tiny_folder, recipe="head", epochs=2, out=str(tmp_path / "a"), report=False, **tiny_opts)
-    code = main(["fit", "--config", str(tmp_path / "a" / "config.yaml"), "--out", str(tmp_path / "b")])
+    code = main(
+        ["fit", "--config", str(tmp_path / "a" / "config.yaml"), "--out", str(tmp_path / "b")]
+    )
     assert code == 0
     a = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
     b = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
