@@ -10,9 +10,15 @@ CPU-sized; every setting trains from the same shipped ImageNet weights and seed.
 ``eta``: the ``--dry-run`` estimate against the measured wall time of the same ``fit`` call (report
 off), animals at 96 px, ``--runs`` times; the ratio estimate / measured of each run and their median.
 
+``norm``: ``pretrained`` vs ``dataset`` normalization (linear probe on frozen features and a short
+``head`` fine-tune, 112 px) on the three sets and on photos made darker / flatter (pixel maps
+``0.25 p`` and ``0.5 + 0.2 (p - 0.5)``), next to each set's mean shift (in pretrained std) and std
+ratio: the evidence for graft stats' thresholds.
+
 Run:
     .venv/bin/python bench/bench_defaults.py size --train 320 --test 400 --epochs 2
     .venv/bin/python bench/bench_defaults.py eta --runs 3 --epochs 3
+    .venv/bin/python bench/bench_defaults.py norm --train 320 --test 400 --epochs 3
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "coins", "horse"
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["size", "eta"])
+    p.add_argument("what", choices=["size", "eta", "norm"])
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--train", type=int, default=320, help="training images per set")
     p.add_argument("--test", type=int, default=400, help="test images per set")
@@ -150,12 +156,65 @@ def bench_eta(args: argparse.Namespace, work: Path) -> list[dict]:
     return rows
 
 
+def remapped(source: Path, dest: Path, fn) -> Path:
+    """A copy of ``source`` with every pixel value ``p`` (0-1) mapped through ``fn``."""
+    from PIL import Image
+
+    if dest.exists():
+        return dest
+    for f in sorted(source.rglob("*.jpg")):
+        target = dest / f.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(f).point(lambda v: int(round(255 * fn(v / 255)))).save(target, quality=90)
+    return dest
+
+
+def bench_norm(args: argparse.Namespace, work: Path) -> list[dict]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_norm import fit_accuracy, probe_accuracy
+
+    from graft.data import normalization_stats, scan_dataset
+    from graft.data.stats import pretrained_cfg_for, recommend_normalization
+
+    pre = pretrained_cfg_for(args.model)
+    base = photos(work, args.train, args.test)
+    sets = {
+        "animals": sample("animals", work, args.train, args.test),
+        "digits": sample("digits", work, args.train, args.test),
+        "photos": base,
+        "photos-dark": remapped(base, work / "photos-dark", lambda p: 0.25 * p),
+        "photos-flat": remapped(base, work / "photos-flat", lambda p: 0.5 + 0.2 * (p - 0.5)),
+    }
+    opts = argparse.Namespace(model=args.model, image_size=112, seed=0, recipe="head",
+                              epochs=args.epochs, batch_size=32)  # fmt: skip
+    rows = []
+    for name, root in sets.items():
+        stats = normalization_stats(scan_dataset(root, verify=False), progress=False)
+        shift = max(
+            abs(m - pm) / ps
+            for m, pm, ps in zip(stats["mean"], pre["mean"], pre["std"], strict=True)
+        )
+        ratio = min(s / ps for s, ps in zip(stats["std"], pre["std"], strict=True))
+        advice = recommend_normalization(stats["mean"], stats["std"], 0.0, pre["mean"], pre["std"])
+        row = {"set": name, "mean_shift": round(shift, 2), "std_ratio": round(ratio, 2),
+               "advice": advice[0]}  # fmt: skip
+        for mode in ("pretrained", "dataset"):
+            row[f"probe_{mode}"] = probe_accuracy(root, mode, stats, opts)["test_accuracy"]
+            opts.out = str(work / f"norm-{name}")
+            row[f"fit_{mode}"] = fit_accuracy(root, mode, opts)["test_accuracy"]
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     args = parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     print(f"load before: {os.getloadavg()}", flush=True)
-    rows = (bench_size if args.what == "size" else bench_eta)(args, work)
+    rows = {"size": bench_size, "eta": bench_eta, "norm": bench_norm}[args.what](args, work)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     results[args.what] = {"args": vars(args), "rows": rows, "load_after": os.getloadavg(),

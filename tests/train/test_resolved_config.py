@@ -30,7 +30,7 @@ def test_the_saved_config_reproduces_the_run(tiny_folder, tiny_opts, tmp_path):
                 seed=3, **tiny_opts)  # fmt: skip
     again = fit(config=FitConfig.load(tmp_path / "a" / "config.yaml"), out=str(tmp_path / "b"))
     assert [h["phase"] for h in again.history] == [h["phase"] for h in first.history]
-    for a, b in zip(first.history, again.history):
+    for a, b in zip(first.history, again.history, strict=True):
         assert math.isclose(a["train_loss_epoch"], b["train_loss_epoch"], rel_tol=1e-6)
     for key in ("val_loss", "val_acc"):
         assert math.isclose(first.metrics[key], again.metrics[key], rel_tol=1e-6)
