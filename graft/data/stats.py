@@ -202,20 +202,21 @@ def recommend_normalization(
         f"std {spread} x the pretrained std "
         f"({'outside' if std_far else 'inside'} the range {lo}-{hi})"
     )
+    numbers = f"{mean_text}, {std_text}"
     if not mean_far and not std_far:
         return "pretrained", (
-            f"{mean_text}, {std_text}: the backbone sees inputs in the range it was trained on, "
-            "so its own statistics are kept (measured: docs/how-to/normalization.md)"
+            f"{numbers}: the inputs stay in the range of the pretrained statistics, so they are "
+            "kept, as the backbone was trained with them (measured: docs/how-to/normalization.md)"
         )
     kind = (
         f"the images are grayscale ({grayscale_share:.0%}, e.g. medical or scanned data); "
         if grayscale_share >= GRAYSCALE_MAJORITY
         else ""
     )
-    why = " and ".join(t for t, far in ((mean_text, mean_far), (std_text, std_far)) if far)
+    which = " and ".join(n for n, far in (("the mean", mean_far), ("the std", std_far)) if far)
     return "dataset", (
-        f"{kind}{why}: normalizing with the dataset's own mean/std brings the inputs back to the "
-        "range the backbone was trained on (measured: docs/how-to/normalization.md)"
+        f"{kind}{numbers}: {which} {'are' if ' and ' in which else 'is'} out of bounds, so the dataset's own mean/std bring the inputs "
+        "back to the range the backbone was trained on (measured: docs/how-to/normalization.md)"
     )
 
 
