@@ -105,6 +105,14 @@ class FitConfig:
     resume: bool = False
     progress: bool = True
     report: bool = True  # write OUT/report.html (graft report) when training ends
+    logger: str = field(
+        default="csv",
+        metadata={
+            "help": "experiment loggers, comma-separated: csv (always on), tensorboard "
+            "(OUT/tensorboard), mlflow (local store OUT/mlruns); the last two need "
+            "pip install 'graft[tracking]' (default: csv)"
+        },
+    )
     dry_run: bool = field(
         default=False,
         metadata={

@@ -38,6 +38,7 @@ from graft.train.config import FitConfig
 from graft.train.datamodule import FitDataModule
 from graft.train.frozen_cache import cache_head_inputs, can_cache, head_suffix
 from graft.train.groups import ModelGroups
+from graft.train.loggers import log_config, log_final
 from graft.train.module import GraftModule
 from graft.train.outputs import save_trained_bundle, write_history
 from graft.train.plan import announce
@@ -139,6 +140,7 @@ def fit(
         cfg, run, plan, callbacks, steps_per_epoch=len(dm.train_set) // cfg.batch_size
     )
     parts.trainer = trainer
+    log_config(trainer, cfg.to_dict())
     started = time.perf_counter()
     _train(trainer, module, dm, cfg, run)
     if trainer.interrupted:
@@ -150,6 +152,7 @@ def fit(
     metrics = _final_metrics(trainer, module, dm, seconds, len(parts.splits.train), plan)
     if on_trained is not None:
         metrics.update(on_trained(parts, module, metrics) or {})
+    log_final(trainer, metrics)
     events = trainer.callbacks[0].events if trainer.callbacks else []
     bundle = run / "bundle"
     if trainer.is_global_zero:  # one writer under DDP; the other ranks wait for its files
