@@ -80,3 +80,24 @@ def test_fit_head_recipe_runs_the_total(tiny_folder, tiny_opts, tmp_path):
     result = fit(tiny_folder, recipe="head", epochs=3, out=str(tmp_path / "r"), report=False,
                  **tiny_opts)  # fmt: skip
     assert len(result.history) == 3 and result.metrics["epochs"] == 3.0
+
+
+def test_distill_auto_runs_exactly_the_total(tiny_folder, tiny_opts, tmp_path):
+    """``graft distill --epochs 2`` with recipe auto: one head and one full epoch, not 8 + 2."""
+    import torch
+
+    from graft.bundle import save_bundle
+    from graft.data import resolve_data_config, scan_dataset
+    from graft.distill import distill
+    from graft.models import create_model
+
+    torch.manual_seed(0)
+    classes = scan_dataset(tiny_folder).classes
+    teacher = create_model("test_efficientnet", num_classes=len(classes), pretrained=False)
+    bundle = save_bundle(tmp_path / "teacher", teacher, classes, resolve_data_config(teacher, 32))
+    opts = {k: v for k, v in tiny_opts.items() if k != "model"}
+    result = distill(str(tiny_folder), teacher=str(bundle), student="test_efficientnet",
+                     recipe="auto", epochs=2, out=str(tmp_path / "kd"), report=False,
+                     latency=False, **opts)  # fmt: skip
+    assert [h["phase"] for h in result.history] == ["head", "full"]
+    assert result.config.epochs == 2 and result.config.head_epochs == 1

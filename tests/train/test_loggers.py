@@ -37,7 +37,8 @@ def test_csv_logger_holds_config_lrs_phases_and_final_metrics(tiny_folder, tiny_
     logs = tmp_path / "r" / "logs"
     hparams = yaml.safe_load((logs / "hparams.yaml").read_text())
     assert hparams["epochs"] == 2 and hparams["head_epochs"] == 1 and hparams["recipe"] == "auto"
-    rows = list(csv.DictReader(open(logs / "metrics.csv")))
+    with open(logs / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     phases = [float(r["phase"]) for r in rows if r.get("phase")]
     assert phases == [0.0, 1.0]
     assert any(r.get("lr_head") for r in rows) and any(r.get("lr_stem") for r in rows)
