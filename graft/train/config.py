@@ -42,7 +42,13 @@ class FitConfig:
     # extra create_model arguments; hybrids: fusion, proj_dim, pretrained={"vit": False}, ...
     model_args: dict[str, Any] = field(default_factory=dict)
     dropout: float = 0.0
-    image_size: int | None = None  # None: the weights' input size
+    image_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "input size in px (default: from the training images: 112 when their median "
+            "shorter side is below 96 px, else the weights' own size; graft.data.image_size)"
+        },
+    )
     normalization: str = "pretrained"  # "pretrained", "dataset" or "MEAN:STD" (e.g. 0.5:0.25)
     augment: Literal["none", "light", "standard"] = "light"
     flip: bool = True
