@@ -355,7 +355,7 @@ def _scan(cfg: FitConfig) -> Any:
     from graft.data import scan_dataset
 
     splits = scan_dataset(cfg.data, val_split=cfg.val_split or None, seed=cfg.seed)
-    if splits.skipped and is_rank_zero():
+    if splits.skipped and is_rank_zero() and not cfg.dry_run:  # a dry run writes nothing
         splits.write_skipped(Path(cfg.out) / "skipped.tsv")
     log.info("data: %s", splits.summary())
     return splits
