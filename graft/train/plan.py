@@ -77,10 +77,10 @@ def describe(cfg: Any, parts: Any, cached_epochs: range = range(0), sized: bool 
 
 
 def format_seconds(seconds: float) -> str:
-    """Seconds for people: ``75.0`` -> ``'1 min 15 s'``; ``3700`` -> ``'1 h 02 min'``.
+    """Seconds for people: ``75.0`` -> ``'1 min 15 s'``; ``3720`` -> ``'1 h 02 min'``.
 
     Example:
-        >>> format_seconds(8.44), format_seconds(75), format_seconds(3700)
+        >>> format_seconds(8.44), format_seconds(75), format_seconds(3720)
         ('8.4 s', '1 min 15 s', '1 h 02 min')
     """
     if seconds < 9.95:
