@@ -3,6 +3,8 @@
 Example:
     $ graft fit data/pets --epochs 6 --out runs/pets
     $ graft fit --resume --out runs/pets
+    $ graft fit data/pets --epochs 6 --dry-run      # the plan and its time estimate, no training
+    $ graft fit --config runs/pets/config.yaml --out runs/again   # the same run again
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     config = FitConfig.load(args.config) if args.config else None
     result = fit(args.data, config=config, **options_from_args(args))
     if not is_rank_zero():  # under DDP only rank 0 reports
+        return 0
+    if result.plan_text:  # --dry-run: the plan and its estimate are the result
+        emit(args, {"dry_run": True, "plan": result.plan_text}, result.plan_text)
         return 0
     report = result.run_dir / "report.html"
     shown = {

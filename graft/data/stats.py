@@ -187,24 +187,36 @@ def recommend_normalization(
     )
     ratios = [s / ps for s, ps in zip(std, pretrained_std, strict=True)]
     lo, hi = STD_RATIO_RANGE
-    numbers = (
-        f"channel means are up to {shift:.2f} pretrained std away, std ratio "
-        f"{min(ratios):.2f}-{max(ratios):.2f}"
+    mean_far = shift > MEAN_SHIFT_LIMIT
+    std_far = min(ratios) < lo or max(ratios) > hi
+    spread = (
+        f"{min(ratios):.2f}"
+        if max(ratios) - min(ratios) < 0.005
+        else (f"{min(ratios):.2f}-{max(ratios):.2f}")
     )
-    if shift <= MEAN_SHIFT_LIMIT and lo <= min(ratios) and max(ratios) <= hi:
+    mean_text = (
+        f"channel means up to {shift:.2f} pretrained std from the pretrained means "
+        f"({'above' if mean_far else 'within'} the limit {MEAN_SHIFT_LIMIT})"
+    )
+    std_text = (
+        f"std {spread} x the pretrained std "
+        f"({'outside' if std_far else 'inside'} the range {lo}-{hi})"
+    )
+    numbers = f"{mean_text}, {std_text}"
+    if not mean_far and not std_far:
         return "pretrained", (
-            f"the dataset's statistics are close to the pretrained ones ({numbers}); pretrained "
-            "statistics are the default for natural images because the backbone was trained with them"
+            f"{numbers}: the inputs stay in the range of the pretrained statistics, so they are "
+            "kept, as the backbone was trained with them (measured: docs/how-to/normalization.md)"
         )
     kind = (
-        f"the images are grayscale ({grayscale_share:.0%}, e.g. medical or scanned data) and "
+        f"the images are grayscale ({grayscale_share:.0%}, e.g. medical or scanned data); "
         if grayscale_share >= GRAYSCALE_MAJORITY
         else ""
     )
+    which = " and ".join(n for n, far in (("the mean", mean_far), ("the std", std_far)) if far)
     return "dataset", (
-        f"{kind}their statistics are far from the pretrained ones ({numbers}; limits "
-        f"{MEAN_SHIFT_LIMIT} std and {lo}-{hi}); normalizing with the dataset's own mean/std feeds the "
-        "backbone values in the range it was trained on. Compare both when in doubt (bench/bench_norm.py)"
+        f"{kind}{numbers}: {which} {'are' if ' and ' in which else 'is'} out of bounds, so the dataset's own mean/std bring the inputs "
+        "back to the range the backbone was trained on (measured: docs/how-to/normalization.md)"
     )
 
 

@@ -69,7 +69,10 @@ class FitConfig:
     )
     dropout: float = option(0.0, "dropout before the classifier (0: the model's default)")
     image_size: int | None = option(
-        None, "input size in pixels", default_text="the weights' input size"
+        None,
+        "input size in pixels",
+        default_text="from the training images: 112 when their median shorter side is below "
+        "96 px, else the weights' own size; graft.data.image_size",
     )
     normalization: str = option(
         "pretrained",
@@ -96,9 +99,16 @@ class FitConfig:
     lr_decay: float = option(
         0.5, "progressive: learning-rate factor applied at each unfreezing step"
     )
-    epochs: int | None = option(None, "total epochs", default_text="from the dataset size")
+    epochs: int | None = option(
+        None,
+        "total epochs, every phase included (auto splits them: the head gets 0.4 N rounded, "
+        "1 to 8, the full phase the rest)",
+        default_text="from the dataset size",
+    )
     head_epochs: int | None = option(
-        None, "recipe auto: epochs of the head-only phase", default_text="from the dataset size"
+        None,
+        "recipe auto: epochs of the head-only phase, out of --epochs",
+        default_text="0.4 x epochs, rounded, 1 to 8",
     )
     bn: BnPolicy = option(
         "auto",
@@ -113,6 +123,11 @@ class FitConfig:
     batch_size: int = option(32, "images per training batch (per process)")
     lr: float | None = option(
         None, "head learning rate (see `graft lr-find`)", default_text="the recipe's"
+    )
+    full_lr: float | None = option(
+        None,
+        "recipe auto: head learning rate of the full phase",
+        default_text="--lr if given, else 1e-3 for AdamW, 1e-2 for SGD",
     )
     lr_mult: float = option(10.0, "head LR / stem LR (geometric spread between)")
     optimizer: Literal["adamw", "sgd"] = option(
@@ -165,6 +180,16 @@ class FitConfig:
     report: bool = option(
         True, "write OUT/report.html at the end (curves, confusion, mistakes, Grad-CAM)"
     )
+    logger: str = option(
+        "csv",
+        "experiment loggers, comma-separated: csv (always on), tensorboard (OUT/tensorboard), "
+        "mlflow (local store OUT/mlruns); the last two need pip install 'graft[tracking]'",
+    )
+    dry_run: bool = option(
+        False,
+        "print the resolved plan and its time estimate, then stop without training "
+        "(nothing is written)",
+    )
 
     def __post_init__(self) -> None:
         _check_range("val_split", self.val_split, 0.0, 0.9)
@@ -177,6 +202,8 @@ class FitConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"{name} must be >= 0 (or unset for automatic), got {value}")
+        if self.full_lr is not None and self.full_lr <= 0:
+            raise ConfigError(f"full_lr must be positive, got {self.full_lr}; try 1e-3.")
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(
                 f"lr must be positive, got {self.lr}; try 1e-3 or run `graft lr-find`."

@@ -38,8 +38,10 @@ from graft.train.config import FitConfig
 from graft.train.datamodule import FitDataModule
 from graft.train.frozen_cache import cache_head_inputs, can_cache, head_suffix
 from graft.train.groups import ModelGroups
+from graft.train.loggers import log_config, log_final
 from graft.train.module import GraftModule
 from graft.train.outputs import save_trained_bundle, write_history
+from graft.train.plan import announce
 from graft.train.recipes import Plan, build_plan
 from graft.train.resume_check import (
     RunIdentity,
@@ -63,6 +65,7 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     config: FitConfig | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    plan_text: str = ""  # the plan and its time estimate (what --dry-run prints)
 
 
 @dataclass
@@ -123,10 +126,13 @@ def fit(
         >>> r.bundle  # doctest: +SKIP
         PosixPath('runs/flowers/bundle')
     """
+    begun = time.perf_counter()
     cfg = resolve_config(data, config, options)
     _tune_allocator()
+    if cfg.dry_run:
+        return _dry_run(cfg, begun)
     with claim_run(Path(cfg.out), data=cfg.data):  # one writer, no half-made folder
-        return _fit(cfg, callbacks, module_factory, on_trained)
+        return _fit(cfg, callbacks, module_factory, on_trained, begun)
 
 
 def _fit(
@@ -134,6 +140,7 @@ def _fit(
     callbacks: list[pl.Callback] | None,
     module_factory: ModuleFactory | None,
     on_trained: TrainedHook | None,
+    begun: float,
 ) -> FitResult:
     run = prepare_run_dir(cfg)
     saved = check_resume_checkpoint(run / "checkpoints" / "last.ckpt", run) if cfg.resume else {}
@@ -146,11 +153,16 @@ def _fit(
     module = (module_factory or default_module)(parts)
     dm, plan = parts.datamodule, parts.plan
     _setup_cache(cfg, module, dm, plan, parts.groups)
+    sized = cfg.image_size is None
+    cfg = parts.cfg = _resolved(cfg, parts, run)
+    progress = announce(cfg, parts, dm.cached_epochs, time.perf_counter() - begun, sized)
+    callbacks = [*(callbacks or []), *([progress] if progress else [])]
     trainer, checkpoints = make_trainer(
-        cfg, run, plan, [*(callbacks or []), RunIdentity(identity)],
+        cfg, run, plan, [*callbacks, RunIdentity(identity)],
         steps_per_epoch=len(dm.train_set) // cfg.batch_size,
     )  # fmt: skip
     parts.trainer = trainer
+    log_config(trainer, cfg.to_dict())
     started = time.perf_counter()
     _train(trainer, module, dm, cfg, run)
     if trainer.interrupted:
@@ -162,6 +174,7 @@ def _fit(
     metrics = _final_metrics(trainer, module, dm, seconds, len(parts.splits.train), plan)
     if on_trained is not None:
         metrics.update(on_trained(parts, module, metrics) or {})
+    log_final(trainer, metrics)
     events = trainer.callbacks[0].events if trainer.callbacks else []
     bundle = run / "bundle"
     if trainer.is_global_zero:  # one writer under DDP; the other ranks wait for its files
@@ -174,6 +187,26 @@ def _fit(
     trainer.strategy.barrier("graft-fit-outputs")
     log.info("fit finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return FitResult(run, bundle, metrics, history, cfg, events)
+
+
+def _dry_run(cfg: FitConfig, begun: float) -> FitResult:
+    """``dry_run=True``: the plan and its estimate, nothing trained or written."""
+    from graft.train.plan import dry_run
+
+    resolved, text, seconds = dry_run(cfg, begun)
+    run = Path(cfg.out)
+    return FitResult(run, run / "bundle", {"estimated_seconds": round(seconds, 1)},
+                     config=resolved, plan_text=text)  # fmt: skip
+
+
+def _resolved(cfg: FitConfig, parts: FitParts, run: Path) -> FitConfig:
+    """The config with auto's choices filled in, saved as ``run/config.yaml`` (rank 0)."""
+    from graft.train.resolved import resolve_choices
+
+    resolved = resolve_choices(cfg, parts, cached=bool(parts.datamodule.cached_epochs))
+    if is_rank_zero():
+        resolved.save(run / "config.yaml")
+    return resolved
 
 
 def _write_report(run: Path) -> None:
@@ -294,6 +327,7 @@ def make_plan(
     plan = build_plan(
         cfg.recipe, len(groups), n_train, cfg.batch_size, cfg.epochs, cfg.head_epochs, cfg.lr,
         cfg.lr_mult, cfg.freeze_upto, cfg.unfreeze, cfg.lr_decay, cfg.bn, cfg.warmup, cfg.optimizer, groups,
+        cfg.full_lr,
     )  # fmt: skip
     return with_new_params(plan, groups, new_params)
 
@@ -346,7 +380,7 @@ def _scan(cfg: FitConfig) -> Any:
     from graft.data import scan_dataset
 
     splits = scan_dataset(cfg.data, val_split=cfg.val_split or None, seed=cfg.seed)
-    if splits.skipped and is_rank_zero():
+    if splits.skipped and is_rank_zero() and not cfg.dry_run:  # a dry run writes nothing
         splits.write_skipped(Path(cfg.out) / "skipped.tsv")
     log.info("data: %s", splits.summary())
     return splits
@@ -367,9 +401,12 @@ def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[st
         from graft.data import normalization_stats
 
         stats = normalization_stats(splits, progress=False)
-    return resolve_data_config(
-        model, cfg.image_size, norm, dataset_stats=stats, in_chans=cfg.in_chans
-    )
+    size = cfg.image_size
+    if size is None:  # from the training images' sizes (graft.data.image_size)
+        from graft.data.image_size import auto_size_for
+
+        size = auto_size_for(getattr(model, "pretrained_cfg", None) or {}, splits.train)
+    return resolve_data_config(model, size, norm, dataset_stats=stats, in_chans=cfg.in_chans)
 
 
 def _make_datamodule(

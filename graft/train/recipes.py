@@ -9,12 +9,17 @@ A recipe turns the options into a :class:`Plan`, a list of :class:`Phase` object
 - ``progressive``: head first, then more groups at given epochs (``--unfreeze 2:+2,4:all``), the
   learning rate multiplied by ``lr_decay`` at each step.
 - ``auto``: head first (cheap: frozen outputs are cached), then everything with spread learning rates
-  and BatchNorm statistics kept from pre-training; epochs from the dataset size (see :func:`auto_epochs`).
+  and BatchNorm statistics kept from pre-training; epochs from the dataset size (see :func:`auto_epochs`)
+  or, with ``epochs=N``, N in total split by :func:`split_epochs`.
+
+``epochs`` is always the total number of epochs, whatever the recipe.
 
 Example:
     >>> plan = build_plan("auto", n_groups=8, n_train=2000, batch_size=32)
     >>> [(p.name, p.start, p.epochs, p.trainable[:2]) for p in plan]
     [('head', 0, 8, (7,)), ('full', 8, 3, (0, 1))]
+    >>> [(p.name, p.epochs) for p in build_plan("auto", 8, 2000, 32, epochs=2)]
+    [('head', 1), ('full', 1)]
 """
 
 from __future__ import annotations
@@ -96,6 +101,37 @@ def auto_epochs(n_train: int, batch_size: int) -> tuple[int, int]:
     return head, full
 
 
+HEAD_SHARE = 0.4  # auto with --epochs N: share of N given to the head phase (see split_epochs)
+
+
+def split_epochs(total: int, auto_head: int, head_epochs: int | None = None) -> tuple[int, int]:
+    """(head, full) epochs of recipe ``auto`` when the user asks for ``total`` epochs in all.
+
+    Rule: the head phase gets ``round(0.4 * total)`` epochs, at least 1 and at most ``auto_head``
+    (the automatic head epochs: 8 below 50,000 images, 3 beyond); the full phase gets the rest. So
+    both phases get at least one epoch when ``total >= 2``, and ``total = 1`` trains the head only
+    (a new random head on top of a backbone it would otherwise disturb). ``head_epochs`` overrides
+    the head's share and must not exceed ``total``.
+
+    Example:
+        >>> [split_epochs(n, 8) for n in (1, 2, 3, 5, 10, 30)]
+        [(1, 0), (1, 1), (1, 2), (2, 3), (4, 6), (8, 22)]
+        >>> split_epochs(5, 8, head_epochs=0)
+        (0, 5)
+    """
+    if total < 1:
+        raise ConfigError(f"epochs is the total number of epochs and must be >= 1, got {total}.")
+    if head_epochs is not None:
+        if head_epochs > total:
+            raise ConfigError(
+                f"head_epochs={head_epochs} exceeds epochs={total} (epochs is the total, head "
+                f"phase included); pass --head-epochs {total} or less, or raise --epochs."
+            )
+        return head_epochs, total - head_epochs
+    head = min(auto_head, max(1, round(HEAD_SHARE * total)))
+    return head, total - head
+
+
 def build_plan(
     recipe: str,
     n_groups: int,
@@ -112,8 +148,15 @@ def build_plan(
     warmup: float = 0.1,
     optimizer: str = "adamw",
     groups: ModelGroups | None = None,
+    full_lr: float | None = None,
 ) -> Plan:
-    """The :class:`Plan` of ``recipe`` for a model with ``n_groups`` groups (head = last)."""
+    """The :class:`Plan` of ``recipe`` for a model with ``n_groups`` groups (head = last).
+
+    ``epochs`` is the total; ``full_lr`` is the head LR of ``auto``'s full phase (default: ``lr``,
+    or 1e-3 for AdamW).
+    """
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"epochs is the total number of epochs and must be >= 1, got {epochs}.")
     if recipe not in RECIPES:
         raise_unknown("recipe", recipe, RECIPES)
     scale = SGD_FACTOR if optimizer == "sgd" else 1.0
@@ -128,7 +171,7 @@ def build_plan(
                     0,
                     _epochs(epochs, 5),
                     (head,),
-                    (lr or HEAD_LR) * scale,
+                    _given(lr, HEAD_LR * scale),
                     1.0,
                     frozen_bn,
                     warmup,
@@ -144,7 +187,7 @@ def build_plan(
                     0,
                     _epochs(epochs, 5),
                     everything,
-                    (lr or FULL_LR) * scale,
+                    _given(lr, FULL_LR * scale),
                     lr_mult,
                     full_bn,
                     warmup,
@@ -168,15 +211,20 @@ def build_plan(
             warmup,
             groups,
         )
-    return _auto(n_groups, n_train, batch_size, epochs, head_epochs, lr, scale, lr_mult, bn, warmup)
+    return _auto(
+        n_groups, n_train, batch_size, epochs, head_epochs, lr, scale, lr_mult, bn, warmup, full_lr
+    )
 
 
 def _auto(
-    n_groups, n_train, batch_size, epochs, head_epochs, lr, scale, lr_mult, bn, warmup
+    n_groups, n_train, batch_size, epochs, head_epochs, lr, scale, lr_mult, bn, warmup, full_lr
 ) -> Plan:
     auto_head, auto_full = auto_epochs(n_train, batch_size)
-    head_n = auto_head if head_epochs is None else head_epochs
-    full_n = auto_full if epochs is None else max(epochs - head_n, 0)
+    if epochs is None:
+        head_n = auto_head if head_epochs is None else head_epochs
+        full_n = auto_full
+    else:
+        head_n, full_n = split_epochs(epochs, auto_head, head_epochs)
     # BatchNorm keeps its pre-trained statistics in the full phase ("eval"): switching a frozen
     # backbone to batch statistics cost a whole epoch of accuracy in measurements (see README).
     full_bn = "eval" if bn == "auto" else bn
@@ -196,7 +244,7 @@ def _auto(
             )
         )
     if full_n:
-        full_lr = FULL_LR * scale if lr is None else lr
+        full_lr = full_lr if full_lr is not None else (FULL_LR * scale if lr is None else lr)
         phases.append(
             Phase(
                 "full",
@@ -223,22 +271,29 @@ def _freeze_upto(k, n_groups, epochs, lr, scale, lr_mult, bn, warmup) -> Phase:
     trainable = tuple(range(k, n_groups))
     spread = lr_mult if len(trainable) > 1 else 1.0
     return Phase(
-        "freeze-upto", 0, _epochs(epochs, 5), trainable, (lr or FULL_LR) * scale, spread, bn, warmup
+        "freeze-upto",
+        0,
+        _epochs(epochs, 5),
+        trainable,
+        _given(lr, FULL_LR * scale),
+        spread,
+        bn,
+        warmup,
     )
 
 
 def _progressive(spec, n_groups, epochs, lr, scale, lr_mult, lr_decay, bn, warmup, groups) -> Plan:
     events = parse_unfreeze(spec, n_groups, groups)
     total = _epochs(epochs, max(e for e, _ in events) + 2 if events else 5)
-    base = (lr or FULL_LR) * scale
+    base = _given(lr, FULL_LR * scale)
     trainable = {n_groups - 1}
     starts = [0] + [e for e, _ in events]
     phases = []
     for i, start in enumerate(starts):
         if i:
             trainable |= set(events[i - 1][1])
-        end = starts[i + 1] if i + 1 < len(starts) else total
-        if end <= start:
+        end = min(starts[i + 1], total) if i + 1 < len(starts) else total
+        if end <= start:  # an unfreezing step at or past the last epoch never happens
             continue
         spread = lr_mult if len(trainable) > 1 else 1.0
         phases.append(
@@ -297,6 +352,32 @@ def _select(what: str, lowest: int, n_groups: int, groups: ModelGroups | None) -
         else:
             raise ConfigError(f"unfreeze selection '{part}' needs group names; use +N or all.")
     return chosen
+
+
+def resolved_lrs(
+    recipe: str, plan: Plan, lr: float | None, full_lr: float | None, optimizer: str = "adamw"
+) -> tuple[float, float | None]:
+    """(lr, full_lr) as the plan uses them, for a saved config that rebuilds the same plan.
+
+    ``full_lr`` only applies to ``auto`` (``None`` for the other recipes).
+
+    Example:
+        >>> plan = build_plan("auto", 8, 2000, 32, epochs=4)
+        >>> resolved_lrs("auto", plan, None, None)
+        (0.003, 0.001)
+    """
+    scale = SGD_FACTOR if optimizer == "sgd" else 1.0
+    by_name = {p.name: p.lr for p in plan}
+    if recipe != "auto":
+        return (plan.phases[0].lr if plan.phases else _given(lr, FULL_LR * scale)), None
+    head = by_name.get("head", _given(lr, HEAD_LR * scale))
+    full = by_name.get("full", _given(full_lr, _given(lr, FULL_LR * scale)))
+    return head, full
+
+
+def _given(value: float | None, default: float) -> float:
+    """A learning rate the user gave is used as is (never rescaled); otherwise ``default``."""
+    return default if value is None else value
 
 
 def _epochs(value: int | None, default: int) -> int:

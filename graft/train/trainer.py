@@ -12,12 +12,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from graft.distributed import sync_batchnorm_plugin
 from graft.errors import ConfigError
 from graft.train.config import FitConfig
 from graft.train.guards import FiniteLossGuard
+from graft.train.loggers import PhaseLogger, make_loggers
 from graft.train.recipes import Plan
 from graft.train.unfreeze import ProgressiveUnfreezing
 
@@ -65,6 +65,7 @@ def make_trainer(
         guard,
         best,
         LastCheckpoint(run / "checkpoints"),
+        PhaseLogger(plan),
     ]
     if cfg.early_stop is not None and monitor:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stop))
@@ -81,7 +82,7 @@ def make_trainer(
         deterministic=cfg.deterministic,
         gradient_clip_val=cfg.grad_clip,
         callbacks=callbacks,
-        logger=CSVLogger(run, name="", version=_log_version(run, cfg.resume)),
+        logger=make_loggers(cfg.logger, run, _log_version(run, cfg.resume)),
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,

@@ -1,0 +1,202 @@
+"""Wall-time estimate of a run from timing its first batches, once per kind of phase.
+
+Before training, :func:`estimate` runs a few real batches through a copy of the model (the model
+itself, its BatchNorm statistics and the random state are left untouched):
+
+- each distinct trainable set of the plan (head only, all groups, ...): training steps (forward,
+  backward, AdamW step) on augmented training batches from the real loader;
+- evaluation batches (validation every epoch, the final validation and test, and the one pass
+  over the training images that fills the frozen-output cache);
+- cached head-only epochs: steps of the head on pooled features.
+
+The first batch of each loader is timed on its own (loader start-up, paid once per epoch since
+Lightning reloads the train loader every epoch); the next ``batches`` give the steady time per
+batch. An epoch costs ``first + (n - 1) * steady`` for its training batches plus validation.
+
+Example:
+    >>> est = estimate(cfg, parts, cached_epochs=range(0, 2))  # doctest: +SKIP
+    >>> est.total, est.per_epoch  # doctest: +SKIP
+    (412.0, [6.1, 6.1, 120.3, 120.3])
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from graft.train.recipes import Phase
+
+
+@dataclass
+class Estimate:
+    """Estimated seconds: ``setup`` (before the first epoch), ``per_epoch`` (one per epoch),
+    ``final`` (final validation and test), ``total`` (all of it, the HTML report excluded)."""
+
+    setup: float
+    per_epoch: list[float]
+    final: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return self.setup + sum(self.per_epoch) + self.final
+
+
+@dataclass
+class _LoaderTime:
+    first: float
+    steady: float
+
+    def epoch(self, n_batches: int) -> float:
+        return 0.0 if n_batches <= 0 else self.first + (n_batches - 1) * self.steady
+
+
+def estimate(cfg: Any, parts: Any, cached_epochs: range = range(0), batches: int = 3,
+             already: float = 0.0) -> Estimate:  # fmt: skip
+    """The :class:`Estimate` of ``parts`` (a ``FitParts``); ``already``: seconds spent so far."""
+    dm, plan, groups = parts.datamodule, parts.plan, parts.groups
+    device = _device(cfg)
+    model = copy.deepcopy(parts.model).to(device)
+    state = torch.random.get_rng_state()
+    try:
+        n_train = _batches(len(dm.train_set), cfg.batch_size)
+        n_val = _batches(len(dm.val_set), cfg.batch_size) if dm.val_set is not None else 0
+        n_test = _batches(len(dm.test_set), cfg.batch_size) if dm.test_set is not None else 0
+        ev = _time_eval(model, dm.eval_loader(dm.val_set or dm.plain_train_set), batches, device)
+        timings = {"eval_first": ev.first, "eval_batch": ev.steady}
+        kinds: dict[tuple, _LoaderTime] = {}
+        per_epoch = []
+        for epoch in range(plan.epochs):
+            phase = plan.phases[plan.index_at(epoch)]
+            if epoch in cached_epochs:
+                key: tuple = ("cached",)
+                if key not in kinds:
+                    kinds[key] = _time_cached_head(model, parts, cfg.batch_size, batches, device)
+            else:
+                key = (phase.trainable, phase.bn)
+                if key not in kinds:
+                    kinds[key] = _time_train(model, groups, phase, dm, batches, device)
+                    timings[f"train_batch_{phase.name}"] = kinds[key].steady
+            per_epoch.append(kinds[key].epoch(n_train) + ev.epoch(n_val))
+        # last.ckpt and best.ckpt every epoch, each the weights plus AdamW's two moments
+        checkpoints = 2 * 3 * _time_checkpoint(model)
+        timings["checkpoint"] = checkpoints / 2
+        per_epoch = [s + checkpoints for s in per_epoch]
+        setup = already + (ev.epoch(n_train) if cached_epochs else 0.0)
+        return Estimate(setup, per_epoch, ev.epoch(n_val) + ev.epoch(n_test), timings)
+    finally:
+        torch.random.set_rng_state(state)
+        del model
+
+
+def planned_cache(cfg: Any, plan: Any, groups: Any, model: nn.Module) -> range:
+    """Epochs fit's pooled-feature cache will serve (the rule of ``fitting._setup_cache``).
+
+    Example:
+        >>> planned_cache(cfg, plan, groups, model)  # doctest: +SKIP
+        range(0, 2)
+    """
+    from graft.train.frozen_cache import can_cache, head_suffix
+
+    wanted = cfg.cache_frozen if cfg.cache_frozen is not None else cfg.recipe in ("auto", "head")
+    if not wanted or cfg.balance == "sampler" or cfg.mixup or cfg.cutmix:
+        return range(0)
+    epochs = [e for p in plan for e in range(p.start, p.end) if can_cache(p, groups)]
+    if not epochs or head_suffix(model, groups) is None:
+        return range(0)
+    return range(min(epochs), max(epochs) + 1)
+
+
+def _time_checkpoint(model: nn.Module) -> float:
+    """Seconds to serialise the weights once (fit writes two checkpoints per epoch)."""
+    import io
+
+    started = time.perf_counter()
+    torch.save(model.state_dict(), io.BytesIO())
+    return time.perf_counter() - started
+
+
+def _batches(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def _device(cfg: Any) -> torch.device:
+    wants_gpu = str(cfg.accelerator) in ("auto", "gpu", "cuda")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(loader: Any, step: Any, batches: int, device: torch.device) -> _LoaderTime:
+    """Time the first batch (loader start-up included), then ``batches`` more (the median)."""
+    times: list[float] = []
+    started = time.perf_counter()
+    for batch in loader:
+        if batch is not None:
+            step(*(t.to(device) for t in batch))
+            _sync(device)
+        now = time.perf_counter()
+        times.append(now - started)
+        started = now
+        if len(times) > batches:
+            break
+    if not times:
+        return _LoaderTime(0.0, 0.0)
+    rest = sorted(times[1:]) or times[:1]
+    return _LoaderTime(times[0], rest[len(rest) // 2])
+
+
+def _time_eval(model: nn.Module, loader: Any, batches: int, device: torch.device) -> _LoaderTime:
+    model.eval()
+
+    @torch.no_grad()
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        model(x)
+
+    return _timed(loader, step, batches, device)
+
+
+def _time_train(model: nn.Module, groups: Any, phase: Phase, dm: Any, batches: int,
+                device: torch.device) -> _LoaderTime:  # fmt: skip
+    """Training steps of ``phase`` on a throwaway copy: its groups trainable, its BN policy."""
+    work = copy.deepcopy(model)
+    owner = groups.group_of()
+    for name, param in work.named_parameters():
+        param.requires_grad_(owner[name] in phase.trainable)
+    work.train(phase.bn == "train")
+    params = [p for p in work.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-6)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(work(x).float(), y).backward()
+        optimizer.step()
+
+    return _timed(dm._loader(dm.train_set, train=True), step, batches, device)  # uncached
+
+
+def _time_cached_head(model: nn.Module, parts: Any, batch_size: int, batches: int,
+                      device: torch.device) -> _LoaderTime:  # fmt: skip
+    """Head steps on pooled features (what a cached head-only epoch runs), no loader."""
+    head = copy.deepcopy(model.get_classifier()).train()
+    features = torch.randn(batch_size, int(model.num_features), device=device)
+    labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-6)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(head(x), y).backward()
+        optimizer.step()
+
+    return _timed([(features, labels)] * (batches + 1), step, batches, device)
