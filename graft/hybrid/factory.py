@@ -37,6 +37,7 @@ from graft.hybrid.sizes import (
     fit_token_branch,
     requested_size,
     size_error,
+    warn_off_size,
 )
 from graft.log import get_logger
 
@@ -187,7 +188,7 @@ def create_hybrid(
         "branch_kwargs": by_name(names, [copy.deepcopy(kw) or None for kw in kwargs]),
         "branch_inputs": by_name(names, [b["input"].config() for b in built]),
     }
-    _warn_off_size(built, image_size)
+    warn_off_size([(b["name"], b["input"].size, b["rule"]) for b in built], image_size)
     log.info(
         "hybrid %s: branch inputs %s; fusion=%s, %d features",
         name,
@@ -199,20 +200,6 @@ def create_hybrid(
 
 
 # ------------------------------------------------------------------------------------- checks
-
-
-def _warn_off_size(built: Sequence[dict], image_size: tuple[int, int] | None) -> None:
-    """Say when a branch computes at another size than the one asked for (its cost changes)."""
-    if image_size is None:
-        return
-    for b in built:
-        h, w = b["input"].size
-        if (h, w) != tuple(image_size):
-            ratio = h * w / (image_size[0] * image_size[1])
-            log.warning(
-                "hybrid branch %s computes at %dx%d px (%s), not the requested %dx%d: %.2gx the "
-                "pixels per image", b["name"], h, w, b["rule"], *image_size, ratio,
-            )  # fmt: skip
 
 
 def _check_options(fusion: str, proj_dim: int | None, num_classes: int) -> None:

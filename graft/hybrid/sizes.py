@@ -23,12 +23,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
 
 from graft.errors import ConfigError
+from graft.log import get_logger
+
+log = get_logger("graft.hybrid")
 
 RULES = ("branch_inputs", "img_size", "image_size", "weights")
 
@@ -133,6 +136,22 @@ def size_error(name: str, size: tuple[int, int], rule: str, err: Exception) -> C
         f"branch '{name}' failed on a {size[0]}x{size[1]} input ({_why(rule)}; "
         f"{type(err).__name__}: {err}). {_fix(name, rule)}"
     )
+
+
+def warn_off_size(
+    branches: Sequence[tuple[str, tuple[int, int], str]], image_size: tuple[int, int] | None
+) -> None:
+    """Warn for each ``(name, size, rule)`` computing at another size than ``image_size`` (its
+    cost changes with the pixel count: 224 px is 5.4x the pixels of 96 px)."""
+    if image_size is None:
+        return
+    for name, (h, w), rule in branches:
+        if (h, w) != tuple(image_size):
+            ratio = h * w / (image_size[0] * image_size[1])
+            log.warning(
+                "hybrid branch %s computes at %dx%d px (%s), not the requested %dx%d: %.2gx the "
+                "pixels per image", name, h, w, rule, *image_size, ratio,
+            )  # fmt: skip
 
 
 def _why(rule: str) -> str:
