@@ -24,7 +24,8 @@ load). A subset of the sample (``--per-class``) and few epochs keep it to minute
 
 Run:  OMP_NUM_THREADS=1 python bench/bench_hybrid.py --per-class 30 --epochs 3 --image-size 96 \
           --threads 1
-``--only TEXT`` runs the models whose label contains TEXT (the ratio needs both branches).
+``--only TEXT[,TEXT]`` runs the models whose label contains one of the texts (the ratio needs both
+branches), e.g. ``--with-224 --only branch,@224``.
 """
 
 from __future__ import annotations
@@ -200,8 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", default=None, help="run only models whose label contains this text")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="run only models whose label contains one of these comma-separated texts",
+    )
     p.add_argument("--out", default="bench-out/hybrid")
+    p.add_argument(
+        "--with-224",
+        action="store_true",
+        help="also the concat hybrid with both branches at 224 px (what hybrids did before the "
+        "size rule; about 5x the cost)",
+    )
     p.add_argument(
         "--table",
         default=None,
@@ -226,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, started = [], time.perf_counter()
     models = make_models(args.image_size, args.vit_depth, args.with_224)
     for label, options in models.items():
-        if args.only and args.only not in label:
+        if args.only and not any(t in label for t in args.only.split(",")):
             continue
         rows.append(run_one(label, options, data, out / "runs", args))
         print(rows[-1], flush=True)
