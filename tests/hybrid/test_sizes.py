@@ -150,7 +150,7 @@ def test_size_rule_order_and_bad_sizes() -> None:
     assert branch_input_sizes(torch.nn.Linear(2, 2)) == {}
 
 
-def test_fit_trains_every_branch_at_image_size_and_the_bundle_records_it(
+def test_fit_trains_branches_at_image_size_unless_overridden_and_the_bundle_records_it(
     tiny_folder, tmp_path
 ) -> None:
     import json
@@ -162,14 +162,16 @@ def test_fit_trains_every_branch_at_image_size_and_the_bundle_records_it(
     args = ["fit", str(tiny_folder), "--model", MIXED, "--image-size", "32", "--weights", "none",
             "--batch-size", "8", "--workers", "0", "--no-progress", "--val-split", "0.25",
             "--recipe", "full", "--epochs", "1", "--model-arg", "fusion=concat",
+            "--model-arg", "branch_inputs={cnn: {input_size: 48}}",  # on purpose: CNN at 48 px
             "--out", str(run)]  # fmt: skip
     assert main(args) == 0
     spec = json.loads((run / "bundle" / "model.json").read_text())["spec"]
     assert spec["image_size"] == [32, 32]
     assert {n: b["input_size"] for n, b in spec["branch_inputs"].items()} == {
-        "test_efficientnet": [32, 32], "test_vit": [32, 32],
+        "test_efficientnet": [48, 48], "test_vit": [32, 32],
     }  # fmt: skip
     model = load_bundle(run / "bundle").model
     assert {k: v["input_size"] for k, v in branch_input_sizes(model).items()} == {
-        "cnn": [32, 32], "vit": [32, 32],
+        "cnn": [48, 48], "vit": [32, 32],
     }  # fmt: skip
+    assert tuple(model.branches["vit"].patch_embed.img_size) == (32, 32)
