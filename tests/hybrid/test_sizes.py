@@ -175,3 +175,16 @@ def test_fit_trains_branches_at_image_size_unless_overridden_and_the_bundle_reco
         "cnn": [48, 48], "vit": [32, 32],
     }  # fmt: skip
     assert tuple(model.branches["vit"].patch_embed.img_size) == (32, 32)
+
+
+def test_a_token_branch_that_cannot_be_resized_says_the_one_size_it_takes() -> None:
+    class FixedViT(torch.nn.Module):  # a patch embedding, but no set_input_size
+        def __init__(self) -> None:
+            super().__init__()
+            self.patch_embed = torch.nn.Conv2d(3, 8, 16, 16)
+            self.patch_embed.img_size, self.patch_embed.patch_size = (32, 32), (16, 16)
+
+    fixed = FixedViT()
+    fit_token_branch("fixed_vit", fixed, (32, 32), "weights")  # its own size: nothing to do
+    with pytest.raises(ConfigError, match="'fixed_vit' is built for 32x32 px.*accepts 32 px only"):
+        fit_token_branch("fixed_vit", fixed, (64, 64), "image_size")
