@@ -1,106 +1,134 @@
-"""Bench: a CNN alone, a ViT alone and CNN+ViT hybrids (each fusion) on the animals sample.
+"""Bench: what a CNN+ViT hybrid costs next to its two branches alone, all at one --image-size.
 
-Every model gets the same budget through ``graft.train.fit``: recipe ``full`` (all parameters train,
-learning rates spread from head to stem), the same epochs, batch size, seed, augmentation and data.
-Reported: test accuracy, parameters, latency (batch 1, median) and throughput (batch 32) on this CPU,
-and for the hybrids a check that the pretrained CNN is not drowned by the random ViT: the test
-accuracy with one branch's pooled features replaced by their test-set mean (``concat``, ``gated``),
-and the gated fusion's branch weights on the test images.
+In one run on the animals sample, every model trains through ``graft.train.fit`` with the same
+budget: recipe ``full`` (one phase, all parameters train), the same epochs, batch size, seed and
+data, and the same ``image_size`` (default 96 px):
 
-- CNN: ``efficientnet_lite0`` with its shipped ImageNet weights, at ``--cnn-size`` px.
-- ViT: ``vit_tiny_patch16_224`` randomly initialised (no ViT weights install offline) at ``--vit-size``
-  px with ``--vit-patch`` px patches and ``--vit-depth`` blocks (default 32 px, 8 px patches: 16
-  tokens, near the images' 28 px; 4 blocks to fit the CPU budget).
-- Hybrids: both branches, each fed its own size and normalization inside the model.
+- branch 1: ``efficientnet_lite0`` with its shipped ImageNet weights;
+- branch 2: ``vit_tiny_patch16_224`` randomly initialised (no ViT weights install offline) with
+  ``--vit-depth`` blocks, built for the image size (16 px patches: 36 tokens at 96 px);
+- the hybrid ``efficientnet_lite0+vit_tiny_patch16_224`` with each fusion (concat, gated,
+  attention), built by fit from ``model_args`` with NO per-branch size: both branches compute at
+  ``image_size`` by graft's size rule (:mod:`graft.hybrid.sizes`).
 
-Models are built by fit itself from ``model_args`` (what ``graft fit --model-arg`` passes), e.g.
-``pretrained={cnn: true, vit: false}``.
+Reported per model: test accuracy, the full phase's epoch time (median over its epochs after the
+first, which includes warm-up; data loading included, validation excluded): wall seconds (fit's
+``epoch_seconds``) and this process's CPU seconds over the same span (robust to a shared CPU),
+each branch's input size as the bundle records it, parameters, and for hybrids the ratio
+``hybrid epoch / (branch 1 epoch + branch 2 epoch)``, wall and CPU (target: at most 1.2, judged
+on CPU seconds, which a shared machine's load does not inflate; with one thread on an idle
+machine wall and CPU seconds agree),
+and the accuracy with one branch's pooled features replaced by their test mean (concat, gated).
+Ratios are measured in the same run, on the same machine; absolute seconds depend on it (note the
+load). A subset of the sample (``--per-class``) and few epochs keep it to minutes on a CPU.
 
-Run:  OMP_NUM_THREADS=1 .venv/bin/python bench/bench_hybrid.py --per-class 100 --epochs 3 --threads 1
-One results.json per run; ``--only TEXT`` runs the models whose label contains TEXT, and
-``--collect out*/results.json`` prints one table.
+Run:  OMP_NUM_THREADS=1 python bench/bench_hybrid.py --per-class 30 --epochs 3 --image-size 96 \
+          --threads 1
+``--only TEXT[,TEXT]`` runs the models whose label contains one of the texts (the ratio needs both
+branches), e.g. ``--with-224 --only branch,@224``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 CNN, VIT = "efficientnet_lite0", "vit_tiny_patch16_224"
 FUSIONS = ("concat", "gated", "attention")
+BRANCH_LABELS = ("branch cnn", "branch vit")
+TARGET_RATIO = 1.2
 
 
-def make_models(cnn_size: int, vit_size: int, vit_patch: int, vit_depth: int) -> dict[str, dict]:
-    """Label -> fit options (model, model_args, image_size, weights) for every model of the bench."""
-    vit_kwargs = {"img_size": vit_size, "patch_size": vit_patch, "depth": vit_depth}
+def make_models(image_size: int, vit_depth: int, weights_size: bool = False) -> dict[str, dict]:
+    """Label -> fit options for every model of the bench (all at ``image_size``; with
+    ``weights_size``, also the concat hybrid with both branches overridden to 224 px)."""
+    vit_kwargs = {"depth": vit_depth}
     models = {
-        f"CNN {CNN} (ImageNet)": {"model": CNN, "image_size": cnn_size},
-        f"ViT {VIT} (random init)": {
-            "model": VIT, "image_size": vit_size, "weights": "none", "model_args": vit_kwargs,
-        },
+        "branch cnn": {"model": CNN},
+        "branch vit": {"model": VIT, "weights": "none",
+                       "model_args": {**vit_kwargs, "img_size": image_size}},
     }  # fmt: skip
     for fusion in FUSIONS:
         models[f"hybrid {fusion}"] = {
             "model": f"{CNN}+{VIT}",
-            "image_size": cnn_size,
             "model_args": {
                 "fusion": fusion,
                 "pretrained": {"cnn": True, "vit": False},
                 "branch_kwargs": {"vit": vit_kwargs},
-                "branch_inputs": {"cnn": {"input_size": cnn_size}},
             },
         }
-    return models
+    if weights_size:  # the behaviour before the size rule: both branches at 224 px inside
+        models["hybrid concat @224"] = {
+            "model": f"{CNN}+{VIT}",
+            "model_args": {
+                **models["hybrid concat"]["model_args"],
+                "branch_inputs": {"cnn": {"input_size": 224}, "vit": {"input_size": 224}},
+            },
+        }
+    return {label: {**o, "image_size": image_size} for label, o in models.items()}
 
 
-@torch.inference_mode()
-def latency(model: nn.Module, size: tuple[int, int, int], repeats: int = 20) -> tuple[float, float]:
-    """(median ms per image at batch 1, images/s at batch 32), after warm-up."""
-    model.eval()
-    one, batch = torch.rand(1, *size), torch.rand(32, *size)
-    for _ in range(3):
-        model(one)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model(one)
-        times.append(time.perf_counter() - t)
-    model(batch)
-    t = time.perf_counter()
-    for _ in range(3):
-        model(batch)
-    return 1000 * statistics.median(times), 3 * 32 / (time.perf_counter() - t)
+def full_epoch_seconds(history: list[dict[str, Any]]) -> float:
+    """Median ``epoch_seconds`` of the full phase, leaving out its first epoch when there are more."""
+    times = [float(r["epoch_seconds"]) for r in history
+             if r.get("phase") == "full" and r.get("epoch_seconds") not in (None, "")]  # fmt: skip
+    if not times:
+        raise RuntimeError("fit logged no epoch_seconds for a 'full' phase")
+    return statistics.median(times[1:] if len(times) > 1 else times)
+
+
+def cpu_timer() -> Any:
+    """A Lightning callback: this process's CPU seconds per training epoch (same span as fit's
+    ``epoch_seconds``: epoch start to the last training batch). Unlike wall time it does not grow
+    when other processes share the CPU, so ratios survive a loaded machine (use one thread)."""
+    import lightning.pytorch as pl
+
+    class EpochCPU(pl.Callback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self._start = self._last = 0.0
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self._start = self._last = time.process_time()
+
+        def on_train_batch_end(self, *args: Any) -> None:
+            self._last = time.process_time()
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            self.seconds.append(self._last - self._start)
+
+    return EpochCPU()
 
 
 def run_one(label: str, options: dict, data: Path, out: Path, args: Any) -> dict:
     from graft.bundle import load_bundle
+    from graft.hybrid import describe_branch_inputs
     from graft.train import fit
 
-    started = time.perf_counter()
+    started, timer = time.perf_counter(), cpu_timer()
     result = fit(
         str(data), **options, recipe="full", epochs=args.epochs, batch_size=args.batch_size,
-        seed=args.seed, out=str(out / label.split(" (")[0].replace(" ", "-")), progress=False,
-        workers=args.workers, val_split=0.1,
+        seed=args.seed, out=str(out / label.replace(" ", "-")), progress=False,
+        workers=args.workers, val_split=0.1, report=False, callbacks=[timer],
     )  # fmt: skip
-    seconds = time.perf_counter() - started
+    cpu = timer.seconds[1:] if len(timer.seconds) > 1 else timer.seconds
     bundle = load_bundle(result.bundle)
-    size = tuple(bundle.data_config["input_size"])
-    ms, ips = latency(bundle.model, size)
+    size = bundle.data_config["input_size"]
     row = {
         "model": label,
         "test_acc": round(float(result.metrics.get("test_acc", float("nan"))), 4),
+        "full_epoch_s": round(full_epoch_seconds(result.history), 2),
+        "full_epoch_cpu_s": round(statistics.median(cpu), 2),
+        "input": describe_branch_inputs(bundle.model) or f"{size[1]}x{size[2]}",
         "params_M": round(sum(p.numel() for p in bundle.model.parameters()) / 1e6, 2),
-        "input": f"{size[1]}px",
-        "latency_ms_b1": round(ms, 1),
-        "img_per_s_b32": round(ips, 1),
-        "fit_s": round(seconds, 1),
+        "fit_s": round(time.perf_counter() - started, 1),
     }
     if hasattr(bundle.model, "pooled_branches"):
         row.update(branch_checks(bundle, data))
@@ -120,34 +148,42 @@ def load_test_images(bundle: Any, data: Path) -> tuple[torch.Tensor, torch.Tenso
 
 @torch.inference_mode()
 def branch_checks(bundle: Any, data: Path) -> dict[str, Any]:
-    """Accuracy with one branch mean-ablated (concat/gated) and the gated fusion's weights."""
-    from graft.hybrid import CrossAttentionFusion, GatedFusion
+    """Test accuracy with one branch's pooled features mean-ablated (concat, gated fusions)."""
+    from graft.hybrid import CrossAttentionFusion
 
     model = bundle.model.eval()
+    if isinstance(model.fusion, CrossAttentionFusion):
+        return {}
     x, y = load_test_images(bundle, data)
     pooled = [model.pooled_branches(x[i : i + 50]) for i in range(0, len(x), 50)]
     pooled = {k: torch.cat([p[k] for p in pooled]) for k in pooled[0]}
     keys = list(pooled)
-    out: dict[str, Any] = {}
 
     def acc(feats: dict[str, torch.Tensor]) -> float:
         logits = model.forward_head(model.fusion([feats[k] for k in keys]))
         return round(float((logits.argmax(1) == y).float().mean()), 4)
 
-    if not isinstance(model.fusion, CrossAttentionFusion):
-        out["acc_recomputed"] = acc(pooled)
-        for k in keys:  # this branch's features -> their mean: what the head gets from the rest
-            ablated = {**pooled, k: pooled[k].mean(0, keepdim=True).expand_as(pooled[k])}
-            out[f"acc_without_{k}"] = acc(ablated)
-    if isinstance(model.fusion, GatedFusion):
-        w = model.fusion.gate_weights([pooled[k] for k in keys])
-        for i, k in enumerate(keys):
-            out[f"gate_{k}_mean"] = round(float(w[:, i].mean()), 3)
-            out[f"gate_{k}_min_max"] = [
-                round(float(w[:, i].min()), 3),
-                round(float(w[:, i].max()), 3),
-            ]
+    out = {}
+    for k in keys:  # this branch's features -> their mean: what the head gets from the rest
+        out[f"acc_without_{k}"] = acc(
+            {**pooled, k: pooled[k].mean(0, keepdim=True).expand_as(pooled[k])}
+        )
     return out
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """Hybrid epoch / sum of the branches' epochs, wall (``ratio_wall``) and CPU (``ratio_cpu``)."""
+    by_label = {r["model"]: r for r in rows}
+    if not all(b in by_label for b in BRANCH_LABELS):
+        return
+    for key, name in (("full_epoch_s", "ratio_wall"), ("full_epoch_cpu_s", "ratio_cpu")):
+        branches = sum(by_label[b][key] for b in BRANCH_LABELS)
+        for r in rows:
+            if r["model"].startswith("hybrid"):
+                r[name] = round(r[key] / branches, 2)
+    for r in rows:  # CPU seconds: wall seconds on a shared CPU also count the other processes
+        if "ratio_cpu" in r:
+            r["meets_1.2x"] = r["ratio_cpu"] <= TARGET_RATIO
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,92 +191,68 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--per-class",
         type=int,
-        default=20,
+        default=30,
         help="animals images per class (80/20 train/test, 10%% of train for validation)",
     )
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=3, help="full-phase epochs per model")
+    p.add_argument("--image-size", type=int, default=96, help="every model's --image-size")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--cnn-size", type=int, default=64)
-    p.add_argument("--vit-size", type=int, default=32, help="the images are 28 px silhouettes")
-    p.add_argument("--vit-patch", type=int, default=8)
     p.add_argument("--vit-depth", type=int, default=4, help="transformer blocks (vit_tiny has 12)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument(
-        "--collect", nargs="*", default=None, help="only print a table of these results.json"
-    )
-    p.add_argument(
-        "--retime",
-        action="store_true",
-        help="only time the bundles under --out/runs again, interleaved in one process (latency "
-        "ratios under a shared CPU's changing load), into --out/latency.json",
-    )
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", default=None, help="run only models whose label contains this text")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="run only models whose label contains one of these comma-separated texts",
+    )
     p.add_argument("--out", default="bench-out/hybrid")
-    args = p.parse_args(argv)
-    if args.collect is not None:
-        print(_table([r for f in args.collect for r in json.loads(Path(f).read_text())["rows"]]))
+    p.add_argument(
+        "--with-224",
+        action="store_true",
+        help="also the concat hybrid with both branches at 224 px (what hybrids did before the "
+        "size rule; about 5x the cost)",
+    )
+    p.add_argument(
+        "--table",
+        default=None,
+        help="only print the table of this results.json (ratios recomputed)",
+    )
+    args = p.parse_args(argv)  # fmt: skip
+    if args.table:
+        rows = json.loads(Path(args.table).read_text())["rows"]
+        add_ratios(rows)
+        print(_table(rows))
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.retime:
-        print(_table(retime(Path(args.out), rounds=5)))
-        return 0
 
     from graft.data import sample_dataset
     from graft.io import write_json
     from graft.runtime import tune_allocator
 
     tune_allocator()
-    torch.manual_seed(args.seed)
     out = Path(args.out)
     data = sample_dataset("animals", out / "data", per_class=args.per_class, seed=args.seed)
-    rows = []
-    started = time.perf_counter()
-    for label, options in make_models(
-        args.cnn_size, args.vit_size, args.vit_patch, args.vit_depth
-    ).items():
-        if args.only and args.only not in label:
+    rows, started = [], time.perf_counter()
+    models = make_models(args.image_size, args.vit_depth, args.with_224)
+    for label, options in models.items():
+        if args.only and not any(t in label for t in args.only.split(",")):
             continue
         rows.append(run_one(label, options, data, out / "runs", args))
         print(rows[-1], flush=True)
-        write_json(out / "results.json", _results(args, rows, started))
+    add_ratios(rows)
     write_json(out / "results.json", _results(args, rows, started))
     print(_table(rows))
     return 0
 
 
-def retime(out: Path, rounds: int = 5) -> list[dict]:
-    """Time every bundle under ``out/runs`` in turn, ``rounds`` times; medians per model."""
-    from graft.bundle import load_bundle
-    from graft.io import write_json
-
-    bundles = {d.name: load_bundle(d / "bundle") for d in sorted((out / "runs").iterdir())}
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in bundles}
-    for _ in range(rounds):  # interleaved: a change of load hits every model alike
-        for name, b in bundles.items():
-            times[name].append(latency(b.model, tuple(b.data_config["input_size"]), repeats=10))
-    rows = [
-        {
-            "model": name,
-            "latency_ms_b1": round(statistics.median(t[0] for t in ts), 1),
-            "img_per_s_b32": round(statistics.median(t[1] for t in ts), 1),
-        }
-        for name, ts in times.items()
-    ]
-    write_json(out / "latency.json", {"threads": torch.get_num_threads(), "rounds": rounds,
-                                      "rows": rows})  # fmt: skip
-    return rows
-
-
 def _results(args: argparse.Namespace, rows: list[dict], started: float) -> dict[str, Any]:
-    import os
-
     return {
         "settings": vars(args),
         "threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "load_avg": os.getloadavg(),
         "wall_s": round(time.perf_counter() - started, 1),
         "rows": rows,
     }

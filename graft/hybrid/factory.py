@@ -31,6 +31,14 @@ from graft.hybrid.branch_keys import (
 )
 from graft.hybrid.fusion import FUSIONS, ConcatFusion, CrossAttentionFusion, GatedFusion
 from graft.hybrid.model import HybridModel
+from graft.hybrid.sizes import (
+    as_hw,
+    describe_branch_inputs,
+    fit_token_branch,
+    requested_size,
+    size_error,
+    warn_off_size,
+)
 from graft.log import get_logger
 
 log = get_logger("graft.hybrid")
@@ -76,6 +84,7 @@ def create_hybrid(
     weights: str | os.PathLike | None = None,
     branch_kwargs: Mapping[str | int, Mapping[str, Any]] | None = None,
     branch_inputs: Mapping[str | int, Mapping[str, Any]] | None = None,
+    image_size: int | Sequence[int] | None = None,
 ) -> HybridModel:
     """Build a hybrid of the backbones in ``name`` (joined by ``+``) with ``fusion`` and a new head.
 
@@ -105,6 +114,10 @@ def create_hybrid(
         branch_inputs: per branch, overrides of its preprocessing: ``input_size`` (int or
             ``[h, w]``), ``interpolation``, ``mean``, ``std``, ``antialias``. Defaults come from the
             branch's ``pretrained_cfg`` (``img_size`` in ``branch_kwargs`` sets the size too).
+        image_size: the size every branch computes at (``graft fit --image-size``), unless that
+            branch has its own ``input_size`` / ``img_size`` above. CNNs take any size; ViTs are
+            resized (position embeddings interpolated) to a multiple of their patch size. See
+            :mod:`graft.hybrid.sizes` for the rule and :func:`graft.hybrid.branch_input_sizes`.
 
     Example:
         >>> model = create_hybrid("test_efficientnet+test_vit", num_classes=3, pretrained=False,
@@ -116,6 +129,10 @@ def create_hybrid(
         ...                       branch_kwargs={"vit": {"img_size": 32}})
         >>> model.branch_names
         {'cnn': 'test_efficientnet', 'vit': 'test_vit'}
+        >>> model = create_hybrid("test_efficientnet+test_vit", num_classes=3, pretrained=False,
+        ...                       image_size=64)
+        >>> [tuple(p.size) for p in model.inputs.values()]
+        [(64, 64), (64, 64)]
     """
     names = parse_hybrid_name(name)
     if num_classes is None:
@@ -132,8 +149,10 @@ def create_hybrid(
             if key not in BRANCH_INPUT_KEYS:
                 raise_unknown(f"branch_inputs key for {n}", str(key), BRANCH_INPUT_KEYS)
 
+    if image_size is not None:
+        image_size = as_hw(image_size)
     built = [
-        _build_branch(n, w, in_chans, kw, ov)
+        _build_branch(n, w, in_chans, kw, ov, image_size)
         for n, w, kw, ov in zip(names, wants, kwargs, overrides, strict=True)
     ]
     layouts = [b["layout"] for b in built]
@@ -152,6 +171,7 @@ def create_hybrid(
         head=head,
     )
     model.branch_names = {b["key"]: b["name"] for b in built}
+    model.branch_size_rules = {b["key"]: b["rule"] for b in built}
     if weights is not None:
         _load_hybrid_weights(model, weights, name)
     _set_pretrained_cfg(model, built, in_chans)
@@ -163,14 +183,16 @@ def create_hybrid(
         "attn_heads": int(attn_heads),
         "drop_rate": float(drop_rate),
         "in_chans": int(in_chans),
+        "image_size": list(image_size) if image_size is not None else None,
         "head": dict(model.head_cfg),
         "branch_kwargs": by_name(names, [copy.deepcopy(kw) or None for kw in kwargs]),
         "branch_inputs": by_name(names, [b["input"].config() for b in built]),
     }
+    warn_off_size([(b["name"], b["input"].size, b["rule"]) for b in built], image_size)
     log.info(
-        "hybrid %s: %s, fusion=%s, %d features",
+        "hybrid %s: branch inputs %s; fusion=%s, %d features",
         name,
-        ", ".join(f"{b['key']}={b['name']} {b['input'].size}" for b in built),
+        describe_branch_inputs(model),
         fusion,
         model.num_features,
     )
@@ -245,15 +267,21 @@ def create_branch(
 
 
 def _build_branch(
-    name: str, pretrained: bool, in_chans: int, kwargs: dict[str, Any], override: dict[str, Any]
+    name: str,
+    pretrained: bool,
+    in_chans: int,
+    kwargs: dict[str, Any],
+    override: dict[str, Any],
+    image_size: tuple[int, int] | None,
 ) -> dict[str, Any]:
     if is_hybrid_name(name):
         raise ConfigError(f"a hybrid branch cannot itself be a hybrid: got '{name}'")
     model = create_branch(name, pretrained, in_chans, kwargs)
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    size = _size(
-        override.get("input_size", kwargs.get("img_size", cfg.get("input_size", (3, 224, 224))[1:]))
-    )
+    size, rule = requested_size(override, kwargs, image_size, cfg)
+    if rule == "branch_inputs" and size == image_size:
+        rule = "image_size"  # e.g. rebuilt from a bundle's spec: the size the user asked for
+    fit_token_branch(name, model, size, rule)
     mean, std = (
         _channels(override.get("mean", cfg.get("mean", (0.5,) * 3)), in_chans),
         _channels(override.get("std", cfg.get("std", (0.5,) * 3)), in_chans),
@@ -265,24 +293,17 @@ def _build_branch(
         std,
         antialias=bool(override.get("antialias", False)),
     )
-    layout, pooled_dim, token_dim = _probe(name, model, in_chans, prep.size)
+    layout, pooled_dim, token_dim = _probe(name, model, in_chans, prep.size, rule)
     return {
         "name": name,
         "model": model,
         "input": prep,
+        "rule": rule,
         "layout": layout,
         "pooled_dim": pooled_dim,
         "token_dim": token_dim,
         "crop_pct": float(cfg.get("crop_pct", 0.875)),
     }
-
-
-def _size(value: Any) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (list, tuple)) and len(value) in (2, 3):
-        return int(value[-2]), int(value[-1])
-    raise ConfigError(f"input_size must be an int or [height, width], got {value!r}")
 
 
 def _channels(values: Sequence[float], in_chans: int) -> list[float]:
@@ -294,7 +315,7 @@ def _channels(values: Sequence[float], in_chans: int) -> list[float]:
 
 @torch.no_grad()
 def _probe(
-    name: str, model: nn.Module, in_chans: int, size: tuple[int, int]
+    name: str, model: nn.Module, in_chans: int, size: tuple[int, int], rule: str
 ) -> tuple[str, int, int]:
     """One dummy forward: the layout of ``forward_features`` and the pooled and token widths."""
     was_training = model.training
@@ -303,11 +324,7 @@ def _probe(
         feat = model.forward_features(torch.zeros(1, in_chans, *size))
         pooled = model.forward_head(feat, pre_logits=True)
     except Exception as e:  # noqa: BLE001 - report any failure with the branch and size
-        raise ConfigError(
-            f"branch '{name}' failed on a {size[0]}x{size[1]} input ({type(e).__name__}: {e}). "
-            "Set a size it accepts with branch_inputs={'" + name + "': {'input_size': N}} "
-            "(ViTs also need branch_kwargs={'" + name + "': {'img_size': N}})."
-        ) from e
+        raise size_error(name, size, rule, e) from e
     finally:
         model.train(was_training)
     if pooled.ndim != 2:

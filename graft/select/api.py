@@ -350,6 +350,8 @@ def _measure_one(a: Advice, ruleset: RuleSet, context: dict, sample: list, setti
 def _build(create_model: Any, name: str, settings: dict, pretrained: bool = True) -> Any:
     """Candidate ``name`` with its model arguments; a missing-weights error says how to go on."""
     kwargs = args_for(settings, name)
+    if "+" in name and settings["image_size"]:  # a hybrid's branches at the size fit will use
+        kwargs.setdefault("image_size", settings["image_size"])
     wanted = kwargs.pop("pretrained", True)
     weights = wanted if (pretrained and settings["weights"] != "none") else _all_false(wanted)
     try:

@@ -371,7 +371,9 @@ def create_model(cfg: FitConfig, num_classes: int) -> torch.nn.Module:
     if cfg.dropout:
         extra["drop_rate"] = cfg.dropout
     # a hybrid's per-branch mappings ({cnn: true, vit: false}, by kind, name or position) are
-    # resolved by graft.hybrid itself
+    # resolved by graft.hybrid itself; its branches compute at --image-size (graft.hybrid.sizes)
+    if "+" in cfg.model and cfg.image_size:
+        extra.setdefault("image_size", cfg.image_size)
     return _create(cfg.model, num_classes=num_classes, pretrained=pretrained, in_chans=cfg.in_chans,
                    head=cfg.head, weights=weights, **extra)  # fmt: skip
 

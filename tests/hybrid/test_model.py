@@ -198,7 +198,7 @@ def test_bad_names_and_options_raise_helpful_errors() -> None:
 
 
 def test_vit_at_a_size_it_cannot_take_gives_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="test_vit.*img_size"):
+    with pytest.raises(ConfigError, match="test_vit.*multiples of 16 px, e.g. 32 or 48"):
         create_hybrid(
             "test_efficientnet+test_vit",
             num_classes=2,

@@ -138,3 +138,21 @@ def test_real_cnn_with_random_vit_branch_from_the_cli(
     assert f"{hybrid}: nce: skipped" in text and "a hybrid has no pretrained classifier" in text
     if result["top"] == hybrid:  # the fit command carries the candidate's model args
         assert "--model-arg 'pretrained={cnn: true, vit: false}'" in result["fit_command"]
+
+
+def test_hybrid_candidates_cost_their_branches_at_the_image_size(
+    tiny_folder_session: Path,
+) -> None:
+    """No per-branch sizes: the hybrid's MACs are its two branches' at image_size (what fit runs)."""
+    import timm
+
+    from graft.select.cost import count_macs
+
+    pair = "test_efficientnet+test_resnet"
+    result = select(tiny_folder_session, [pair], pretrained=False, scores=("knn",),
+                    model_args={pair: {"fusion": "concat"}}, **FAST)  # fmt: skip
+    branches = sum(
+        count_macs(timm.create_model(n, num_classes=0).eval(), (3, 32, 32)) for n in pair.split("+")
+    )
+    assert result.row(pair)["gmacs"] == pytest.approx(branches / 1e9, rel=0.01)
+    assert result.row(pair)["input_size"] == [3, 32, 32]
