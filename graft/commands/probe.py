@@ -3,12 +3,14 @@
 Example:
     $ graft probe data/pets --model efficientnet_lite0 --image-size 128 --clf logreg --out runs/probe
     $ graft probe feats/pets --clf svm-rbf --pca 128 --out runs/svm
+    $ graft probe feats/maps --clf svm-rbf --pca auto --max-memory 2GB --json
     $ graft predict runs/probe some/images/
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 CLASSIFIERS = ["logreg", "linear-svm", "svm-rbf", "knn", "ridge"]
@@ -35,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--image-size", type=int, default=None, help="input size (image data)")
     p.add_argument(
-        "--pca", type=float, default=None, help="PCA components (>= 1) or variance fraction (< 1)"
+        "--pca",
+        type=_pca,
+        default=None,
+        help="PCA before the classifier: components (>= 1), a variance fraction (< 1), or 'auto' "
+        "(99%% of the variance when the features have more dims than there are training images, "
+        "e.g. --pool none maps; else none)",
     )
     p.add_argument(
         "--cv",
@@ -55,18 +62,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--random-init", action="store_true", help="random backbone weights (a baseline)"
     )
     p.add_argument("--workers", type=int, default=None, help="decoding processes")
+    p.add_argument(
+        "--max-memory",
+        default=None,
+        help="memory the svm-rbf kernel may hold, e.g. 2GB; an exact n x n kernel above it is "
+        "replaced by a Nystroem approximation + ridge classifier (said in the output). Default: a "
+        "quarter of the RAM available at start",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (accuracies, parameters, solver, wall seconds per stage) "
+        "instead of the summary line",
+    )
     p.set_defaults(func=run)
+
+
+def _pca(value: str) -> int | float | str:
+    """``auto``, a component count (>= 1) or a variance fraction (< 1)."""
+    if value == "auto":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto', a number of components or a variance fraction; got {value!r}"
+        ) from None
+    return int(number) if number >= 1 else number
 
 
 def run(args: argparse.Namespace) -> int:
     from graft.features import probe
 
-    pca = None if args.pca is None else (int(args.pca) if args.pca >= 1 else float(args.pca))
     result = probe(
         args.data,
         clf=args.clf,
         model=args.model,
-        pca=pca,
+        pca=args.pca,
         cv=args.cv,
         layer=args.layer,
         pool=args.pool,
@@ -78,8 +110,14 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         pretrained=not args.random_init,
+        max_memory=args.max_memory,
     )
-    print(result.summary())
+    if args.json:
+        doc = {"clf": args.clf, "classes": result.classes, **result.metrics}
+        doc["bundle"] = str(result.bundle) if result.bundle else None
+        print(json.dumps(doc, default=str))
+    else:
+        print(result.summary())
     if result.bundle:
         print(f"bundle: {result.bundle}", file=sys.stderr)
     return 0

@@ -2,7 +2,8 @@
 
 :func:`export_probe` turns a fitted ``StandardScaler -> [PCA] -> classifier`` pipeline into named
 arrays (scaler mean/scale, PCA mean/components, coefficients and intercepts, SVM support vectors,
-dual coefficients and intercepts, kNN training set) plus a small JSON-able description.
+dual coefficients and intercepts, Nystroem landmarks with their folded ridge coefficients, kNN
+training set) plus a small JSON-able description.
 :class:`ProbeHead` rebuilds the prediction from those arrays in torch; its scores equal scikit-learn's
 ``decision_function`` (linear models, SVMs) or ``log(predict_proba)`` (logreg's softmax,
 kNN) so ``argmax`` gives the same class.
@@ -22,7 +23,7 @@ from torch import nn
 
 from graft.errors import ConfigError
 
-KINDS = ("linear", "softmax", "svm-rbf", "knn")
+KINDS = ("linear", "softmax", "svm-rbf", "nystroem", "knn")
 
 
 def export_probe(pipeline: Any, clf: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -43,6 +44,10 @@ def export_probe(pipeline: Any, clf: str) -> tuple[dict[str, np.ndarray], dict[s
         info["kind"] = "softmax" if clf == "logreg" else "linear"
         arrays["coef"] = np.atleast_2d(model.coef_)
         arrays["intercept"] = np.atleast_1d(model.intercept_)
+    elif clf == "svm-rbf" and hasattr(model, "nystroem_"):  # the Nystroem path above the budget
+        landmarks, coef, intercept = model.export()
+        info.update(kind="nystroem", gamma=float(model._gamma), n_components=int(len(landmarks)))
+        arrays["landmarks"], arrays["coef"], arrays["intercept"] = landmarks, coef, intercept
     elif clf == "svm-rbf":
         info.update(kind="svm-rbf", gamma=float(model._gamma), n_support=model.n_support_.tolist())
         arrays["support_vectors"] = model.support_vectors_
@@ -71,8 +76,12 @@ class ProbeHead(nn.Module):
         if info.get("kind") not in KINDS:
             raise ConfigError(f"unknown probe kind {info.get('kind')!r}; valid: {', '.join(KINDS)}")
         self.info = dict(info)
-        for name, value in arrays.items():
-            self.register_buffer(name, torch.as_tensor(np.asarray(value)))
+        for (
+            name,
+            value,
+        ) in arrays.items():  # float32 arrays (kernel probes' rows) computed in float64
+            tensor = torch.as_tensor(np.asarray(value))
+            self.register_buffer(name, tensor.double() if tensor.is_floating_point() else tensor)
         self.num_classes = len(info["classes"])
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -87,6 +96,8 @@ class ProbeHead(nn.Module):
             scores = self._linear(x)
         elif kind == "svm-rbf":
             scores = self._svm(x)
+        elif kind == "nystroem":
+            scores = self._nystroem(x)
         else:
             scores = self._knn(x)
         return scores.float()
@@ -118,6 +129,11 @@ class ProbeHead(nn.Module):
         if n_classes == 2:  # sklearn: decision > 0 means classes_[1]
             return torch.cat([torch.zeros_like(dec), dec], dim=1)
         return _ovr_scores(dec, n_classes)
+
+    def _nystroem(self, x: torch.Tensor) -> torch.Tensor:
+        """Ridge scores on Nystroem kernel features: ``rbf(x, landmarks) @ coef.T + intercept``."""
+        kernel = torch.exp(-self.info["gamma"] * torch.cdist(x, self.landmarks).square())
+        return self._linear(kernel)
 
     def _knn(self, x: torch.Tensor) -> torch.Tensor:
         dist = torch.cdist(x, self.train_x)
