@@ -62,14 +62,23 @@ class KernelFit:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def choose_solver(n: int, d: int, max_memory: int, n_gammas: int = 1) -> tuple[str, dict[str, Any]]:
-    """``exact`` when the ``n x n`` kernel fits ``max_memory`` bytes, else ``nystroem`` (with ``m``)."""
-    need = exact_kernel_bytes(n, "float32", n_gammas)
-    info: dict[str, Any] = {"max_memory_bytes": int(max_memory), "exact_bytes": int(need)}
+def choose_solver(
+    n: int, d: int, max_memory: int, n_gammas: int = 1, held: int = 0
+) -> tuple[str, dict[str, Any]]:
+    """``exact`` when the ``n x n`` kernel fits ``max_memory`` bytes, else ``nystroem`` (with ``m``).
+
+    ``held``: bytes the probe already holds (its standardised copy of the features), counted too.
+    """
+    need = exact_kernel_bytes(n, "float32", n_gammas) + held
+    info: dict[str, Any] = {
+        "max_memory_bytes": int(max_memory),
+        "exact_bytes": int(need),
+        "features_bytes": int(held),
+    }
     if need <= max_memory:
         return "exact", info
-    m = nystroem_components(n, d, max_memory)
-    info.update(n_components=m, nystroem_bytes=int(nystroem_bytes(n, m, d)))
+    m = nystroem_components(n, d, max_memory - held)
+    info.update(n_components=m, nystroem_bytes=int(nystroem_bytes(n, m, d) + held))
     return "nystroem", info
 
 
@@ -86,7 +95,7 @@ def fit_kernel_probe(
     """CV-tuned RBF classifier on preprocessed rows ``X``; exact or Nystroem by ``max_memory``."""
     stages = stages if stages is not None else Stages()
     gammas = list(grid.get("gamma", ["scale"]))
-    solver, info = choose_solver(len(X), X.shape[1], max_memory, len(gammas))
+    solver, info = choose_solver(len(X), X.shape[1], max_memory, len(gammas), X.nbytes)
     if solver == "exact":
         fit = _exact(X, y, grid, gammas, folds, seed, stages, progress)
     else:

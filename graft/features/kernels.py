@@ -85,13 +85,26 @@ def rbf_kernel(
 def resolve_gamma(gamma: str | float, X: np.ndarray) -> float:
     """scikit-learn's meaning: ``"scale"`` = 1 / (n_features * X.var()), ``"auto"`` = 1 / n_features."""
     if gamma == "scale":
-        var = float(np.var(X, dtype=np.float64))
+        var = _variance(X)
         return 1.0 / (X.shape[1] * var) if var != 0 else 1.0
     if gamma == "auto":
         return 1.0 / X.shape[1]
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
         raise ConfigError(f"gamma must be 'scale', 'auto' or a positive number; got {gamma!r}.")
     return float(gamma)
+
+
+def _variance(X: np.ndarray, block_bytes: int = 16 << 20) -> float:
+    """``X.var()`` over all entries in float64, in row blocks (no float64 copy of ``X``)."""
+    rows = max(1, block_bytes // (8 * max(1, X.shape[1])))
+    mean = sum(float(X[i : i + rows].sum(dtype=np.float64)) for i in range(0, len(X), rows))
+    mean /= X.size
+    total = 0.0
+    for i in range(0, len(X), rows):
+        block = X[i : i + rows].astype(np.float64)
+        block -= mean
+        total += float(np.einsum("ij,ij->", block, block))
+    return total / X.size
 
 
 def exact_kernel_bytes(n: int, dtype: str = "float32", n_gammas: int = 1) -> int:
@@ -107,9 +120,9 @@ def exact_kernel_bytes(n: int, dtype: str = "float32", n_gammas: int = 1) -> int
 
 
 def nystroem_bytes(n: int, m: int, d: int) -> int:
-    """Peak memory of the Nystroem path: ``n x m`` float64 kernel features twice (a fold's
-    centred copy), ``m x m`` Gram/eigenvectors, the ``m x d`` landmarks and one row block."""
-    return 8 * (2 * n * m + 3 * m * m + m * d) + CHUNK_BYTES
+    """Peak memory of the Nystroem path: ``n x m`` float64 kernel features three times (a fold's
+    rows and their centred copy), ``m x m`` Gram/eigenvectors, float32 landmarks, one row block."""
+    return 8 * (3 * n * m + 3 * m * m) + 4 * m * d + CHUNK_BYTES
 
 
 def nystroem_components(n: int, d: int, budget: int, most: int = 2000, least: int = 100) -> int:

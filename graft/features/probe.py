@@ -155,7 +155,9 @@ class Probe(ClassifierMixin, BaseEstimator):
         budget = parse_bytes(self.max_memory)
         with stages("preprocess"):
             prep = Pipeline(self._pipeline(X).steps[:-1])
-            Xp = prep.fit_transform(X)
+            Xp = _fit_scaler_in_blocks(prep.steps[0][1], X)
+            if len(prep.steps) > 1:
+                Xp = prep.steps[1][1].fit_transform(Xp)
         fit = fit_kernel_probe(
             Xp, y, self._grid(y), _folds(y, self.cv), budget, self.seed, stages, self.progress
         )
@@ -266,6 +268,16 @@ def _check_pca(pca: int | float) -> int | float:
     if isinstance(pca, float) and pca >= 1:
         return int(pca)
     return pca
+
+
+def _fit_scaler_in_blocks(
+    scaler: StandardScaler, X: np.ndarray, block_bytes: int = 16 << 20
+) -> np.ndarray:
+    """Fit ``scaler`` block by block (its float64 temporaries stay small), return scaled ``X``."""
+    rows = max(1, block_bytes // (8 * max(1, X.shape[1])))
+    for start in range(0, len(X), rows):
+        scaler.partial_fit(X[start : start + rows])
+    return scaler.transform(X)
 
 
 def _folds(y: np.ndarray, cv: int) -> int:
