@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from sklearn.svm import SVC
 
+from graft.errors import raise_unknown
 from graft.features.kernels import (
     GramSVC,
     exact_kernel_bytes,
@@ -91,14 +92,21 @@ def fit_kernel_probe(
     seed: int = 0,
     stages: Stages | None = None,
     progress: bool = False,
+    solver: str = "auto",
 ) -> KernelFit:
-    """CV-tuned RBF classifier on preprocessed rows ``X``; exact or Nystroem by ``max_memory``."""
+    """CV-tuned RBF classifier on preprocessed rows ``X``; exact or Nystroem by ``max_memory``
+    (``solver="auto"``), or the one named (``"exact"``, ``"nystroem"``: 2,000 landmarks at most)."""
     stages = stages if stages is not None else Stages()
     gammas = list(grid.get("gamma", ["scale"]))
-    solver, info = choose_solver(len(X), X.shape[1], max_memory, len(gammas), X.nbytes)
+    chosen, info = choose_solver(len(X), X.shape[1], max_memory, len(gammas), X.nbytes)
+    if solver not in ("auto", *SOLVERS):
+        raise_unknown("kernel solver", solver, ("auto", *SOLVERS))
+    if solver == "nystroem" and chosen == "exact":
+        info["n_components"] = nystroem_components(len(X), X.shape[1], 1 << 62)
+    solver = chosen if solver == "auto" else solver
     if solver == "exact":
         fit = _exact(X, y, grid, gammas, folds, seed, stages, progress)
-    else:
+    elif solver == chosen:
         log.warning(
             "svm-rbf: an exact %d x %d kernel needs %.2f GB, above the memory budget of %.2f GB; "
             "using a Nystroem approximation with %d landmarks + a ridge classifier instead",
@@ -108,6 +116,7 @@ def fit_kernel_probe(
             max_memory / 2**30,
             info["n_components"],
         )
+    if solver == "nystroem":
         fit = _nystroem(X, y, gammas, folds, seed, info["n_components"], stages, progress)
     fit.info.update(info)
     return fit

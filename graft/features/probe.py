@@ -99,7 +99,8 @@ class Probe(ClassifierMixin, BaseEstimator):
     ``threads``: BLAS threads during fit/predict (``None`` keeps the library default); ``n_jobs``:
     folds fitted in parallel processes. ``max_memory``: bytes (or ``"2GB"``) a kernel probe may
     hold; above it ``svm-rbf`` switches to Nystroem (default: a quarter of the available RAM).
-    ``progress``: a progress bar with an ETA for the search on stderr.
+    ``progress``: a progress bar with an ETA for the search on stderr. ``solver``: ``auto`` (by
+    ``max_memory``), or force ``exact`` / ``nystroem`` for ``svm-rbf``.
 
     Fitted attributes: ``pipeline_``, ``classes_``, ``best_params_``, ``cv_accuracy_`` (None without
     CV), ``stage_seconds_`` (wall time per stage), ``solver_`` (``exact``/``nystroem`` for kernel
@@ -117,6 +118,7 @@ class Probe(ClassifierMixin, BaseEstimator):
         threads: int | None = 1,
         max_memory: int | str | None = None,
         progress: bool = False,
+        solver: str = "auto",
     ) -> None:
         self.clf = clf
         self.pca = pca
@@ -127,6 +129,7 @@ class Probe(ClassifierMixin, BaseEstimator):
         self.threads = threads
         self.max_memory = max_memory
         self.progress = progress
+        self.solver = solver
 
     def fit(self, X: Any, y: Any) -> Probe:
         """Fit the pipeline on ``X`` (``(N, ...)``, flattened) and labels ``y``; returns self."""
@@ -159,7 +162,15 @@ class Probe(ClassifierMixin, BaseEstimator):
             if len(prep.steps) > 1:
                 Xp = prep.steps[1][1].fit_transform(Xp)
         fit = fit_kernel_probe(
-            Xp, y, self._grid(y), _folds(y, self.cv), budget, self.seed, stages, self.progress
+            Xp,
+            y,
+            self._grid(y),
+            _folds(y, self.cv),
+            budget,
+            self.seed,
+            stages,
+            self.progress,
+            self.solver,
         )
         self.best_params_, self.cv_accuracy_ = fit.best_params, fit.cv_accuracy
         self.solver_, self.solver_info_ = fit.solver, fit.info

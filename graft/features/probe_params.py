@@ -85,10 +85,10 @@ class ProbeHead(nn.Module):
         self.num_classes = len(info["classes"])
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = features.reshape(len(features), -1).double()
+        x = features.flatten(1).double()  # flatten(1): no batch size baked into an export
         x = (x - self.scale_mean) / self.scale_scale
         if self.info["pca"]:
-            x = (x - self.pca_mean) @ self.pca_components.mT
+            x = (x - self.pca_mean) @ self.pca_components.transpose(0, 1)
             if hasattr(self, "pca_scale"):
                 x = x / self.pca_scale
         kind = self.info["kind"]
@@ -103,7 +103,7 @@ class ProbeHead(nn.Module):
         return scores.float()
 
     def _linear(self, x: torch.Tensor) -> torch.Tensor:
-        z = x @ self.coef.mT + self.intercept
+        z = x @ self.coef.transpose(0, 1) + self.intercept
         if (
             z.shape[1] == 1
         ):  # binary: sklearn predicts class 1 when z > 0; softmax([0, z]) = sigmoid
@@ -113,7 +113,7 @@ class ProbeHead(nn.Module):
         return z
 
     def _svm(self, x: torch.Tensor) -> torch.Tensor:
-        kernel = torch.exp(-self.info["gamma"] * torch.cdist(x, self.support_vectors).square())
+        kernel = torch.exp(-self.info["gamma"] * _squared_distances(x, self.support_vectors))
         n_classes = self.num_classes
         bounds = np.concatenate([[0], np.cumsum(self.info["n_support"])])
         dec = []
@@ -132,7 +132,7 @@ class ProbeHead(nn.Module):
 
     def _nystroem(self, x: torch.Tensor) -> torch.Tensor:
         """Ridge scores on Nystroem kernel features: ``rbf(x, landmarks) @ coef.T + intercept``."""
-        kernel = torch.exp(-self.info["gamma"] * torch.cdist(x, self.landmarks).square())
+        kernel = torch.exp(-self.info["gamma"] * _squared_distances(x, self.landmarks))
         return self._linear(kernel)
 
     def _knn(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,22 +146,32 @@ class ProbeHead(nn.Module):
             )
         else:
             weights = torch.ones_like(near)
-        votes = torch.zeros(len(x), self.num_classes, dtype=torch.float64)
+        votes = torch.zeros_like(near[:, :1]).repeat(1, self.num_classes)  # dynamic batch
         votes.scatter_add_(1, self.train_y[idx], weights)
         proba = votes / votes.sum(1, keepdim=True)
         return torch.log(proba.clamp_min(1e-12))
 
 
+def _squared_distances(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``||x - r||^2`` for all pairs by one matrix product (BLAS; exports to ONNX as MatMul)."""
+    x2 = (x * x).sum(1, keepdim=True)
+    r2 = (rows * rows).sum(1)
+    return (x2 + r2 - 2.0 * (x @ rows.transpose(0, 1))).clamp_min(0.0)
+
+
 def _ovr_scores(dec: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """scikit-learn's one-vs-rest transform of one-vs-one SVM decisions: votes plus bounded confidence."""
-    votes = torch.zeros(len(dec), n_classes, dtype=dec.dtype)
-    confidence = torch.zeros_like(votes)
+    """scikit-learn's one-vs-rest transform of one-vs-one SVM decisions: votes plus bounded confidence.
+
+    Built column by column from ``dec`` (no tensor sized by the batch), so exports keep a dynamic batch.
+    """
+    votes = [torch.zeros_like(dec[:, 0]) for _ in range(n_classes)]
+    confidence = [torch.zeros_like(dec[:, 0]) for _ in range(n_classes)]
     k = 0
     for i in range(n_classes):
         for j in range(i + 1, n_classes):
-            votes[:, i] += (dec[:, k] > 0).to(dec.dtype)
-            votes[:, j] += (dec[:, k] <= 0).to(dec.dtype)
-            confidence[:, i] += dec[:, k]
-            confidence[:, j] -= dec[:, k]
+            wins = (dec[:, k] > 0).to(dec.dtype)
+            votes[i], votes[j] = votes[i] + wins, votes[j] + (1 - wins)
+            confidence[i], confidence[j] = confidence[i] + dec[:, k], confidence[j] - dec[:, k]
             k += 1
-    return votes + confidence / (3 * (confidence.abs() + 1))
+    votes_t, confidence_t = torch.stack(votes, dim=1), torch.stack(confidence, dim=1)
+    return votes_t + confidence_t / (3 * (confidence_t.abs() + 1))

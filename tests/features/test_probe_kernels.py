@@ -218,3 +218,34 @@ def test_cli_json_reports_solver_and_stage_seconds(folder: Path, tmp_path: Path,
     assert doc["best_params"]["C"] in (1.0, 10.0, 100.0) and 0 <= doc["val_accuracy"] <= 1
     assert main([*args, "--max-memory", "plenty"]) == 2
     assert "max_memory must be a size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("max_memory", [None, "64KB"])  # exact kernel, then Nystroem
+def test_kernel_probe_bundle_exports_to_onnx_with_a_dynamic_batch(
+    folder: Path, backbone, tmp_path: Path, max_memory
+) -> None:
+    from graft.bundle import load_bundle
+    from graft.export import export
+
+    kw = {"cv": 2, "model": backbone, "image_size": 32, "pool": "none", **KW}
+    r = probe(folder, clf="svm-rbf", max_memory=max_memory, out=tmp_path / "b", **kw)
+    assert r.probe.solver_ == ("nystroem" if max_memory else "exact")
+    exported = export(tmp_path / "b", out=tmp_path / "onnx")
+    assert exported.parity["top1_agreement"] == 1.0
+    x = torch.randn(5, 3, 32, 32)  # a batch size the export never saw
+    np.testing.assert_allclose(
+        load_bundle(exported.path).logits(x).numpy(),
+        load_bundle(tmp_path / "b").logits(x).numpy(),
+        atol=1e-4,
+    )
+
+
+def test_solver_can_be_forced_and_unknown_solvers_are_refused() -> None:
+    from graft.errors import UnknownNameError
+
+    X, y = _rings(300)
+    forced = Probe("svm-rbf", cv=2, solver="nystroem").fit(X, y)  # fits the default budget
+    assert forced.solver_ == "nystroem" and forced.solver_info_["n_components"] == 300
+    assert Probe("svm-rbf", cv=2, max_memory=1000, solver="exact").fit(X, y).solver_ == "exact"
+    with pytest.raises(UnknownNameError, match="nystroem"):
+        Probe("svm-rbf", solver="nystrom").fit(X, y)
