@@ -3,6 +3,7 @@
 Example:
     $ graft probe data/pets --model efficientnet_lite0 --image-size 128 --clf logreg --out runs/probe
     $ graft probe feats/pets --clf svm-rbf --pca 128 --out runs/svm
+    $ graft probe feats/maps --clf svm-rbf --pca auto --max-memory 2GB --json
     $ graft predict runs/probe some/images/
 """
 
@@ -31,6 +32,19 @@ from graft.options import (
 CLASSIFIERS = ["logreg", "linear-svm", "svm-rbf", "knn", "ridge"]
 
 
+def _pca(value: str) -> int | float | str:
+    """``auto``, a component count (>= 1) or a variance fraction (< 1)."""
+    if value == "auto":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto', a number of components or a variance fraction; got {value!r}"
+        ) from None
+    return int(number) if number >= 1 else number
+
+
 @dataclass
 class ProbeOptions:
     """Options of ``graft probe`` (and keyword arguments of :func:`graft.probe`)."""
@@ -50,8 +64,13 @@ class ProbeOptions:
     image_size: int | None = option(
         None, "input size in pixels (image data)", default_text="the model's"
     )
-    pca: float | None = option(
-        None, "PCA components (>= 1) or variance fraction (< 1)", default_text="no PCA"
+    pca: float | str | None = option(
+        None,
+        "PCA before the classifier: components (>= 1), a variance fraction (< 1), or 'auto' "
+        "(99% of the variance when the features have more dims than there are training images, "
+        "e.g. --pool none maps; else none)",
+        default_text="no PCA",
+        type=_pca,
     )
     cv: int = option(
         5,
@@ -73,6 +92,12 @@ class ProbeOptions:
     batch_size: int = option(64, "images per batch when extracting")
     workers: int | None = option(
         None, "image decoding processes", default_text="cores - 1, at most 4"
+    )
+    max_memory: str | None = option(
+        None,
+        "memory the svm-rbf kernel may hold, e.g. 2GB; an exact n x n kernel above it is replaced "
+        "by a Nystroem approximation + ridge classifier (said in the output)",
+        default_text="a quarter of the RAM available at start",
     )
     accelerator: str = option("auto", ACCELERATOR_HELP)
     devices: str = option("1", DEVICES_HELP + "; several extract in parallel")
@@ -101,20 +126,10 @@ def run(args: argparse.Namespace) -> int:
     from graft.features import probe
 
     opts = resolve(args, ProbeOptions, **hardware_of(args, {}))
-    pca = opts.pca
-    if pca is not None:
-        pca = int(pca) if pca >= 1 else float(pca)
-    result = probe(opts.data, pca=pca, **kwargs_of(opts, skip=("data", "pca")))
-    data = {
-        "classes": result.classes,
-        "cv_accuracy": result.cv_accuracy,
-        "val_accuracy": result.val_accuracy,
-        "test_accuracy": result.test_accuracy,
-        "params": result.probe.best_params_,
-        "extract_seconds": result.extract_seconds,
-        "fit_seconds": result.fit_seconds,
-        "bundle": str(result.bundle) if result.bundle else None,
-    }
+    result = probe(opts.data, **kwargs_of(opts, skip=("data",)))
+    data = {"clf": opts.clf, "classes": result.classes, **result.metrics}
+    data["params"] = data["best_params"]  # the key before 0.x; kept for scripts that read it
+    data["bundle"] = str(result.bundle) if result.bundle else None
     emit(args, data, result.summary())
     if result.bundle:
         note(f"bundle: {result.bundle}")

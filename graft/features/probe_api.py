@@ -22,6 +22,7 @@ from torch import nn
 from graft.errors import DataError, GraftError, WeightsNotFoundError
 from graft.features.arrays import Features
 from graft.features.extract import DEFAULT_MODEL, extract, weights_hash
+from graft.features.kernels import parse_bytes
 from graft.features.probe import Probe
 from graft.log import get_logger
 
@@ -44,14 +45,23 @@ class ProbeResult:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return {
+        """Accuracies, chosen parameters, wall seconds per stage and (kernel probes) the solver."""
+        out = {
             "cv_accuracy": self.cv_accuracy,
             "val_accuracy": self.val_accuracy,
             "test_accuracy": self.test_accuracy,
             "best_params": self.probe.best_params_,
             "extract_seconds": round(self.extract_seconds, 3),
             "fit_seconds": round(self.fit_seconds, 3),
+            "stage_seconds": {
+                "extract": round(self.extract_seconds, 3),
+                **getattr(self.probe, "stage_seconds_", {}),
+            },
         }
+        if getattr(self.probe, "solver_", None):
+            out["solver"] = self.probe.solver_
+            out["solver_info"] = self.probe.solver_info_
+        return out
 
     def summary(self) -> str:
         """One line: classifier, chosen hyperparameters, accuracies, time."""
@@ -64,8 +74,10 @@ class ProbeResult:
             )
             if value is not None
         ]
+        solver = getattr(self.probe, "solver_", None)
+        how = f" [{solver}]" if solver else ""
         return (
-            f"probe {self.probe.clf} {self.probe.best_params_}: {', '.join(parts)} "
+            f"probe {self.probe.clf}{how} {self.probe.best_params_}: {', '.join(parts)} "
             f"(extract {self.extract_seconds:.1f} s, fit {self.fit_seconds:.1f} s)"
         )
 
@@ -74,7 +86,7 @@ def probe(
     data: Features | str | os.PathLike | Any,
     clf: str = "logreg",
     model: str | nn.Module = DEFAULT_MODEL,
-    pca: int | float | None = None,
+    pca: int | float | str | None = None,
     cv: int = 5,
     layer: int | str | None = None,
     pool: str = "avg",
@@ -89,6 +101,8 @@ def probe(
     accelerator: str = "auto",
     devices: int | str = 1,
     pretrained: bool | None = None,
+    max_memory: int | str | None = None,
+    progress: bool = True,
 ) -> ProbeResult:
     """Fit a probe on the train split; report CV, validation and test accuracy; save a bundle to ``out``.
 
@@ -104,6 +118,7 @@ def probe(
     """
     from graft.features.extract import resolve_weights
 
+    parse_bytes(max_memory)  # a bad size fails now, not after the extraction
     start = time.perf_counter()
     hardware = {"accelerator": accelerator, "devices": devices}
     weights = resolve_weights(weights, pretrained)
@@ -113,7 +128,8 @@ def probe(
     extract_seconds = time.perf_counter() - start
     train, val, test = _splits(feats, val_split, seed)
     start = time.perf_counter()
-    fitted = Probe(clf, pca=pca, cv=cv, seed=seed).fit(train.flat(), train.labels)
+    estimator = Probe(clf, pca=pca, cv=cv, seed=seed, max_memory=max_memory, progress=progress)
+    fitted = estimator.fit(train.flat(), train.labels)
     fit_seconds = time.perf_counter() - start
     result = ProbeResult(
         probe=fitted,

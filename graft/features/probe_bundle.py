@@ -75,6 +75,8 @@ def save_probe_bundle(
         "pca": probe.pca,
         "best_params": probe.best_params_,
         "cv_accuracy": probe.cv_accuracy_,
+        "solver": getattr(probe, "solver_", None),
+        "solver_info": getattr(probe, "solver_info_", {}),
         "head": info,
     }
     meta = {

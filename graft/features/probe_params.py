@@ -2,7 +2,8 @@
 
 :func:`export_probe` turns a fitted ``StandardScaler -> [PCA] -> classifier`` pipeline into named
 arrays (scaler mean/scale, PCA mean/components, coefficients and intercepts, SVM support vectors,
-dual coefficients and intercepts, kNN training set) plus a small JSON-able description.
+dual coefficients and intercepts, Nystroem landmarks with their folded ridge coefficients, kNN
+training set) plus a small JSON-able description.
 :class:`ProbeHead` rebuilds the prediction from those arrays in torch; its scores equal scikit-learn's
 ``decision_function`` (linear models, SVMs) or ``log(predict_proba)`` (logreg's softmax,
 kNN) so ``argmax`` gives the same class.
@@ -22,7 +23,7 @@ from torch import nn
 
 from graft.errors import ConfigError
 
-KINDS = ("linear", "softmax", "svm-rbf", "knn")
+KINDS = ("linear", "softmax", "svm-rbf", "nystroem", "knn")
 
 
 def export_probe(pipeline: Any, clf: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -43,6 +44,10 @@ def export_probe(pipeline: Any, clf: str) -> tuple[dict[str, np.ndarray], dict[s
         info["kind"] = "softmax" if clf == "logreg" else "linear"
         arrays["coef"] = np.atleast_2d(model.coef_)
         arrays["intercept"] = np.atleast_1d(model.intercept_)
+    elif clf == "svm-rbf" and hasattr(model, "nystroem_"):  # the Nystroem path above the budget
+        landmarks, coef, intercept = model.export()
+        info.update(kind="nystroem", gamma=float(model._gamma), n_components=int(len(landmarks)))
+        arrays["landmarks"], arrays["coef"], arrays["intercept"] = landmarks, coef, intercept
     elif clf == "svm-rbf":
         info.update(kind="svm-rbf", gamma=float(model._gamma), n_support=model.n_support_.tolist())
         arrays["support_vectors"] = model.support_vectors_
@@ -71,15 +76,19 @@ class ProbeHead(nn.Module):
         if info.get("kind") not in KINDS:
             raise ConfigError(f"unknown probe kind {info.get('kind')!r}; valid: {', '.join(KINDS)}")
         self.info = dict(info)
-        for name, value in arrays.items():
-            self.register_buffer(name, torch.as_tensor(np.asarray(value)))
+        for (
+            name,
+            value,
+        ) in arrays.items():  # float32 arrays (kernel probes' rows) computed in float64
+            tensor = torch.as_tensor(np.asarray(value))
+            self.register_buffer(name, tensor.double() if tensor.is_floating_point() else tensor)
         self.num_classes = len(info["classes"])
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = features.reshape(len(features), -1).double()
+        x = features.flatten(1).double()  # flatten(1): no batch size baked into an export
         x = (x - self.scale_mean) / self.scale_scale
         if self.info["pca"]:
-            x = (x - self.pca_mean) @ self.pca_components.mT
+            x = (x - self.pca_mean) @ self.pca_components.transpose(0, 1)
             if hasattr(self, "pca_scale"):
                 x = x / self.pca_scale
         kind = self.info["kind"]
@@ -87,12 +96,14 @@ class ProbeHead(nn.Module):
             scores = self._linear(x)
         elif kind == "svm-rbf":
             scores = self._svm(x)
+        elif kind == "nystroem":
+            scores = self._nystroem(x)
         else:
             scores = self._knn(x)
         return scores.float()
 
     def _linear(self, x: torch.Tensor) -> torch.Tensor:
-        z = x @ self.coef.mT + self.intercept
+        z = x @ self.coef.transpose(0, 1) + self.intercept
         if (
             z.shape[1] == 1
         ):  # binary: sklearn predicts class 1 when z > 0; softmax([0, z]) = sigmoid
@@ -102,7 +113,7 @@ class ProbeHead(nn.Module):
         return z
 
     def _svm(self, x: torch.Tensor) -> torch.Tensor:
-        kernel = torch.exp(-self.info["gamma"] * torch.cdist(x, self.support_vectors).square())
+        kernel = torch.exp(-self.info["gamma"] * _squared_distances(x, self.support_vectors))
         n_classes = self.num_classes
         bounds = np.concatenate([[0], np.cumsum(self.info["n_support"])])
         dec = []
@@ -119,6 +130,11 @@ class ProbeHead(nn.Module):
             return torch.cat([torch.zeros_like(dec), dec], dim=1)
         return _ovr_scores(dec, n_classes)
 
+    def _nystroem(self, x: torch.Tensor) -> torch.Tensor:
+        """Ridge scores on Nystroem kernel features: ``rbf(x, landmarks) @ coef.T + intercept``."""
+        kernel = torch.exp(-self.info["gamma"] * _squared_distances(x, self.landmarks))
+        return self._linear(kernel)
+
     def _knn(self, x: torch.Tensor) -> torch.Tensor:
         dist = torch.cdist(x, self.train_x)
         k = min(self.info["k"], self.train_x.shape[0])
@@ -130,22 +146,32 @@ class ProbeHead(nn.Module):
             )
         else:
             weights = torch.ones_like(near)
-        votes = torch.zeros(len(x), self.num_classes, dtype=torch.float64)
+        votes = torch.zeros_like(near[:, :1]).repeat(1, self.num_classes)  # dynamic batch
         votes.scatter_add_(1, self.train_y[idx], weights)
         proba = votes / votes.sum(1, keepdim=True)
         return torch.log(proba.clamp_min(1e-12))
 
 
+def _squared_distances(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``||x - r||^2`` for all pairs by one matrix product (BLAS; exports to ONNX as MatMul)."""
+    x2 = (x * x).sum(1, keepdim=True)
+    r2 = (rows * rows).sum(1)
+    return (x2 + r2 - 2.0 * (x @ rows.transpose(0, 1))).clamp_min(0.0)
+
+
 def _ovr_scores(dec: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """scikit-learn's one-vs-rest transform of one-vs-one SVM decisions: votes plus bounded confidence."""
-    votes = torch.zeros(len(dec), n_classes, dtype=dec.dtype)
-    confidence = torch.zeros_like(votes)
+    """scikit-learn's one-vs-rest transform of one-vs-one SVM decisions: votes plus bounded confidence.
+
+    Built column by column from ``dec`` (no tensor sized by the batch), so exports keep a dynamic batch.
+    """
+    votes = [torch.zeros_like(dec[:, 0]) for _ in range(n_classes)]
+    confidence = [torch.zeros_like(dec[:, 0]) for _ in range(n_classes)]
     k = 0
     for i in range(n_classes):
         for j in range(i + 1, n_classes):
-            votes[:, i] += (dec[:, k] > 0).to(dec.dtype)
-            votes[:, j] += (dec[:, k] <= 0).to(dec.dtype)
-            confidence[:, i] += dec[:, k]
-            confidence[:, j] -= dec[:, k]
+            wins = (dec[:, k] > 0).to(dec.dtype)
+            votes[i], votes[j] = votes[i] + wins, votes[j] + (1 - wins)
+            confidence[i], confidence[j] = confidence[i] + dec[:, k], confidence[j] - dec[:, k]
             k += 1
-    return votes + confidence / (3 * (confidence.abs() + 1))
+    votes_t, confidence_t = torch.stack(votes, dim=1), torch.stack(confidence, dim=1)
+    return votes_t + confidence_t / (3 * (confidence_t.abs() + 1))

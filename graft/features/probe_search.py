@@ -41,17 +41,26 @@ def path_search(
     seed: int = 0,
     n_jobs: int | None = None,
     overrides: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> tuple[dict[str, Any], float]:
     """Best classifier parameters of ``grid`` for ``pipeline`` (last step ``clf``) and their CV accuracy.
 
     ``overrides``: classifier parameters used only while searching (e.g. a looser ``tol``).
+    ``progress``: a bar with an ETA on stderr, advanced as folds finish.
     """
+    from graft.features.probe_progress import search_bar
+
     candidates = list(ParameterGrid(grid)) or [{}]
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    scores = Parallel(n_jobs=n_jobs)(
+    bar = search_bar(folds * len(candidates), "probe search", progress)
+    scores = []
+    for fold in Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_fold_scores)(pipeline, candidates, X, y, train, test, overrides or {})
         for train, test in splitter.split(X, y)
-    )
+    ):
+        scores.append(fold)
+        bar.update(len(candidates))
+    bar.close()
     mean = np.asarray(scores).mean(axis=0)
     best = int(np.argmax(mean))  # first maximum: grids go from strong to weak regularisation
     return candidates[best], float(mean[best])
