@@ -1,0 +1,121 @@
+"""Exact and near duplicates, grouped (union-find over matching pairs).
+
+- **Exact**: the same sha256 of the file's bytes.
+- **Near**: feature cosine similarity >= ``near_cosine`` *and* perceptual hashes within
+  ``hash_distance`` bits. Candidates are each image's ``neighbors`` nearest neighbours (scikit-learn
+  ``NearestNeighbors`` on PCA-reduced, normalised features: no all-pairs loop), then checked on the
+  full feature vectors. The two tests fail in different ways (two photos of one scene share features,
+  two flat images share a hash), so a pair has to pass both.
+
+Example:
+    >>> exact_groups(["a", "b", "a", "c", "b"])
+    [[0, 2], [1, 4]]
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+PCA_DIMS = 128  # neighbour search space; pairs are then checked on the full vectors
+
+
+def exact_groups(digests: list[str]) -> list[list[int]]:
+    """Indices sharing a digest, groups of two or more, in order of their first member."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, d in enumerate(digests):
+        groups[d].append(i)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def normalized(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32 ``(n, d)``."""
+    x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def neighbours(unit: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, cosine distances)`` of each row's ``k`` nearest other rows (``n x k``).
+
+    The search runs on a PCA projection of the unit vectors; the distances returned are the exact
+    cosine distances on the full vectors.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(unit)
+    k = max(1, min(k, n - 1))
+    space = _reduced(unit, seed)
+    index = NearestNeighbors(n_neighbors=k + 1).fit(space)
+    _, idx = index.kneighbors(space)
+    idx = _drop_self(idx, k)
+    dist = 1.0 - np.einsum("nd,nkd->nk", unit, unit[idx])
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(dist, order, 1)
+
+
+def _reduced(unit: np.ndarray, seed: int) -> np.ndarray:
+    if unit.shape[1] <= PCA_DIMS or len(unit) <= PCA_DIMS:
+        return unit
+    from threadpoolctl import threadpool_limits
+
+    # the top right-singular vectors of (a sample of) the rows, without centring: distances in the
+    # projection approximate those between the unit vectors themselves
+    with threadpool_limits(1):
+        _, _, vt = np.linalg.svd(unit[:: max(1, len(unit) // 4000)], full_matrices=False)
+    return unit @ vt[:PCA_DIMS].T
+
+
+def _drop_self(idx: np.ndarray, k: int) -> np.ndarray:
+    """Remove each row's own index (usually first; duplicates may put it later), keep ``k``."""
+    rows = np.arange(len(idx))[:, None]
+    keep = idx != rows
+    out = np.empty((len(idx), k), dtype=np.int64)
+    for r in range(len(idx)):
+        out[r] = idx[r][keep[r]][:k]
+    return out
+
+
+def near_pairs(
+    idx: np.ndarray,
+    dist: np.ndarray,
+    hashes: np.ndarray,
+    near_cosine: float,
+    hash_distance: int,
+) -> list[tuple[int, int, float, int]]:
+    """``(i, j, cosine, hash bits apart)`` for neighbour pairs that pass both tests, ``i < j``."""
+    sim = 1.0 - dist
+    rows, cols = np.nonzero(sim >= near_cosine - 1e-6)
+    pairs: dict[tuple[int, int], tuple[float, int]] = {}
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        j = int(idx[r, c])
+        bits = int(np.count_nonzero(hashes[r] != hashes[j]))
+        if bits <= hash_distance:
+            pairs[(min(r, j), max(r, j))] = (float(sim[r, c]), bits)
+    return [(i, j, s, b) for (i, j), (s, b) in sorted(pairs.items())]
+
+
+def group_pairs(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
+    """Connected components (two or more members) of the graph on ``n`` nodes with edges ``pairs``.
+
+    Example:
+        >>> group_pairs(6, [(0, 3), (3, 5), (1, 2)])
+        [[0, 3, 5], [1, 2]]
+    """
+    parent = list(range(n))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        groups[root(i)].append(i)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
