@@ -36,6 +36,7 @@ from graft.auditing.hashing import perceptual_hashes
 from graft.auditing.labels import find_label_issues, out_of_fold_probabilities, self_confidence
 from graft.auditing.outliers import flag_outliers, knn_scores, outlier_threshold
 from graft.auditing.result import AuditResult, Group, LabelIssue, Outlier
+from graft.auditing.space import DIMS, SAMPLE, project
 from graft.errors import ConfigError, DataError
 from graft.log import get_logger
 
@@ -78,9 +79,10 @@ def audit(
         out=cfg.out if write else None,
     )
     unit = dup.normalized(feats.features)
-    idx, dist = _timed(seconds, "neighbours", dup.neighbours, unit, cfg.neighbors, cfg.seed)
+    space = _timed(seconds, "projection", project, feats.features, DIMS, SAMPLE, cfg.seed)
+    idx, dist = _timed(seconds, "neighbours", dup.neighbours, unit, cfg.neighbors, space[:, :128])
     _timed(seconds, "duplicates", _duplicates, result, cfg, digests, idx, dist, feats.path)
-    probs = _timed(seconds, "probabilities", _probabilities, cfg, feats)
+    probs = _timed(seconds, "probabilities", _probabilities, cfg, feats, space)
     _timed(seconds, "labels", _label_issues, result, probs, cfg.label_method)
     _outliers(result, knn_scores(dist, idx, digests), cfg.outlier_iqr)
     result.drop = suggest_drops(
@@ -160,7 +162,7 @@ def _duplicates(result, cfg, digests, idx, dist, store_path) -> None:
     groups = [g for g in dup.group_pairs(n, edges) if len({digests[i] for i in g}) > 1]
     where = {m: k for k, g in enumerate(groups) for m in g}  # groups of only byte-identical
     result.near_groups = [_group("near", g, result.splits) for g in groups]  # copies are exact
-    for i, j, sim, bits in pairs:
+    for i, _, sim, bits in pairs:
         if i in where:
             group = result.near_groups[where[i]]
             group.cosine_min = min(group.cosine_min, sim)
@@ -171,10 +173,10 @@ def _group(kind: str, members: list[int], splits: list[str]) -> Group:
     return Group(kind, list(members), [splits[i] for i in members])
 
 
-def _probabilities(cfg: AuditConfig, feats: Any) -> np.ndarray:
+def _probabilities(cfg: AuditConfig, feats: Any, space: np.ndarray) -> np.ndarray:
     if cfg.bundle:
         return _bundle_probabilities(cfg, feats)
-    return out_of_fold_probabilities(feats.features, feats.labels, cfg.folds, cfg.seed)
+    return out_of_fold_probabilities(space, feats.labels, cfg.folds, cfg.seed)
 
 
 def _bundle_probabilities(cfg: AuditConfig, feats: Any) -> np.ndarray:
@@ -192,7 +194,9 @@ def _bundle_probabilities(cfg: AuditConfig, feats: Any) -> np.ndarray:
     column = [list(bundle.classes).index(c) for c in feats.classes]
     probs = np.full((len(feats.files), len(feats.classes)), 1.0 / len(feats.classes))
     got = np.asarray(out.probs)[:, column]
-    probs[np.asarray(out.index, dtype=np.int64)] = got / np.clip(got.sum(1, keepdims=True), 1e-12, None)
+    probs[np.asarray(out.index, dtype=np.int64)] = got / np.clip(
+        got.sum(1, keepdims=True), 1e-12, None
+    )
     return probs
 
 

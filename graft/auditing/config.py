@@ -104,7 +104,9 @@ class AuditConfig:
     seed: int = field(default=0, metadata={"help": "seed of the cross-validation folds"})
     out: str = field(
         default="audit",
-        metadata={"help": "output folder: audit.json, issues.csv, clean.csv, audit.html, config.yaml"},
+        metadata={
+            "help": "output folder: audit.json, issues.csv, clean.csv, audit.html, config.yaml"
+        },
     )
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 

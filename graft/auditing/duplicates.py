@@ -3,8 +3,8 @@
 - **Exact**: the same sha256 of the file's bytes.
 - **Near**: feature cosine similarity >= ``near_cosine`` *and* perceptual hashes within
   ``hash_distance`` bits. Candidates are each image's ``neighbors`` nearest neighbours (scikit-learn
-  ``NearestNeighbors`` on PCA-reduced, normalised features: no all-pairs loop), then checked on the
-  full feature vectors. The two tests fail in different ways (two photos of one scene share features,
+  ``NearestNeighbors`` in the PCA view of :mod:`graft.auditing.space`, no hand-written all-pairs
+  loop), then checked on the full feature vectors. The two tests fail in different ways (two photos of one scene share features,
   two flat images share a hash), so a pair has to pass both.
 
 Example:
@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-
-PCA_DIMS = 128  # neighbour search space; pairs are then checked on the full vectors
 
 
 def exact_groups(digests: list[str]) -> list[list[int]]:
@@ -36,35 +34,33 @@ def normalized(features: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
-def neighbours(unit: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def neighbours(
+    unit: np.ndarray, k: int, space: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(indices, cosine distances)`` of each row's ``k`` nearest other rows (``n x k``).
 
-    The search runs on a PCA projection of the unit vectors; the distances returned are the exact
-    cosine distances on the full vectors.
+    The search runs in ``space`` (default: ``unit`` itself; the audit passes the PCA view of
+    :func:`graft.auditing.space.project`) with scikit-learn's chunked brute-force search; the
+    distances returned, and the order, are the exact cosine distances on the full vectors.
+
+    Example:
+        >>> u = normalized(np.array([[1.0, 0], [0.9, 0.1], [0, 1.0]]))
+        >>> neighbours(u, 1)[0].ravel().tolist()
+        [1, 0, 1]
     """
     from sklearn.neighbors import NearestNeighbors
+    from threadpoolctl import threadpool_limits
 
     n = len(unit)
     k = max(1, min(k, n - 1))
-    space = _reduced(unit, seed)
-    index = NearestNeighbors(n_neighbors=k + 1).fit(space)
-    _, idx = index.kneighbors(space)
+    space = unit if space is None else space
+    with threadpool_limits(1):
+        index = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(space)
+        _, idx = index.kneighbors(space)
     idx = _drop_self(idx, k)
     dist = 1.0 - np.einsum("nd,nkd->nk", unit, unit[idx])
     order = np.argsort(dist, axis=1, kind="stable")
     return np.take_along_axis(idx, order, 1), np.take_along_axis(dist, order, 1)
-
-
-def _reduced(unit: np.ndarray, seed: int) -> np.ndarray:
-    if unit.shape[1] <= PCA_DIMS or len(unit) <= PCA_DIMS:
-        return unit
-    from threadpoolctl import threadpool_limits
-
-    # the top right-singular vectors of (a sample of) the rows, without centring: distances in the
-    # projection approximate those between the unit vectors themselves
-    with threadpool_limits(1):
-        _, _, vt = np.linalg.svd(unit[:: max(1, len(unit) // 4000)], full_matrices=False)
-    return unit @ vt[:PCA_DIMS].T
 
 
 def _drop_self(idx: np.ndarray, k: int) -> np.ndarray:

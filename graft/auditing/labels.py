@@ -24,8 +24,6 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from graft.errors import ConfigError, DataError, raise_unknown
@@ -161,13 +159,14 @@ def self_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def out_of_fold_probabilities(
-    features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0, **probe: Any
+    features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0, C: float = 0.1
 ) -> np.ndarray:
     """Probabilities for every image from a probe that never saw it (stratified ``folds``-fold).
 
-    The probe is standardisation, PCA to at most 256 dimensions and a multinomial logistic
-    regression (``C=probe.get("C", 0.1)``), single-threaded BLAS (see :mod:`graft.features.probe`).
-    Classes with fewer images than ``folds`` lower the number of folds (at least 2).
+    The probe is a multinomial logistic regression (``C``) on the standardised features projected on
+    their top 256 principal axes (:func:`graft.auditing.space.project`: unsupervised, so computed
+    once for all folds), single-threaded BLAS. Classes with fewer images than ``folds`` lower the
+    number of folds (at least 2).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -176,39 +175,30 @@ def out_of_fold_probabilities(
         >>> P.shape, bool((P.argmax(1) == y).mean() > 0.9)
         ((40, 2), True)
     """
+    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
+    from graft.auditing.space import project
+
     labels = np.asarray(labels, dtype=np.int64)
     k = int(labels.max()) + 1 if len(labels) else 0
-    smallest = int(np.bincount(labels, minlength=k)[np.unique(labels)].min()) if k else 0
-    if smallest < 2:
+    present = np.bincount(labels, minlength=k)[np.unique(labels)] if k else np.zeros(1, int)
+    if len(present) < 2 or present.min() < 2:
         raise DataError(
-            f"every class needs at least 2 images for cross-validated probabilities; the smallest "
-            f"has {smallest}. Add images or pass a fitted bundle (--bundle)."
+            f"cross-validated probabilities need at least 2 classes of at least 2 images; got "
+            f"{len(present)} class(es), the smallest with {int(present.min())}. Add images or pass "
+            "a fitted bundle (--bundle)."
         )
-    folds = min(int(folds), smallest)
+    folds = min(int(folds), int(present.min()))
+    x = project(features, seed=seed)
     probs = np.zeros((len(labels), k))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     with threadpool_limits(1):
         for train, held in splitter.split(x, labels):
-            model = _probe(x.shape[1], len(train), **probe).fit(x[train], labels[train])
+            model = LogisticRegression(C=C, max_iter=300, tol=1e-3).fit(x[train], labels[train])
             probs[np.ix_(held, model.classes_)] = model.predict_proba(x[held])
     return probs
-
-
-def _probe(dim: int, rows: int, C: float = 0.1, max_dim: int = 256) -> Any:
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    steps: list[Any] = [StandardScaler()]
-    if dim > max_dim and rows > max_dim:
-        steps.append(PCA(max_dim, random_state=0))
-    steps.append(LogisticRegression(C=C, max_iter=300, tol=1e-3))
-    return make_pipeline(*steps)
 
 
 def _check(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

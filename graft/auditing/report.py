@@ -60,7 +60,9 @@ def _groups(sid: str, title: str, result: AuditResult, groups: list[Group], n: i
                     if g.kind == "near" else "identical bytes")  # fmt: skip
         thumbs = "".join(_thumb(result, i, [], "dup") for i in g.members[:8])
         more = f"<p>... and {len(g.members) - 8} more</p>" if len(g.members) > 8 else ""
-        blocks.append(f"<h3>{esc(g.kind)}: {esc(evidence)}</h3><div class=\"grid\">{thumbs}</div>{more}")
+        blocks.append(
+            f'<h3>{esc(g.kind)}: {esc(evidence)}</h3><div class="grid">{thumbs}</div>{more}'
+        )
     shown = f"<p>{esc(len(groups))} groups; the first {esc(min(n, len(groups)))} are shown.</p>"
     section.body = shown + "".join(blocks)
     return section

@@ -119,7 +119,11 @@ class AuditResult:
         }
 
     def _member(self, i: int) -> dict[str, Any]:
-        return {"path": self.files[i], "split": self.splits[i], "label": self.classes[self.labels[i]]}
+        return {
+            "path": self.files[i],
+            "split": self.splits[i],
+            "label": self.classes[self.labels[i]],
+        }
 
     def _group(self, g: Group) -> dict[str, Any]:
         return {
