@@ -32,16 +32,19 @@ from graft import config as _config
 from graft.auditing import duplicates as dup
 from graft.auditing.config import AuditConfig
 from graft.auditing.decisions import suggest_drops
-from graft.auditing.hashing import perceptual_hashes
+from graft.auditing.hashing import fingerprints
 from graft.auditing.labels import find_label_issues, out_of_fold_probabilities, self_confidence
 from graft.auditing.outliers import flag_outliers, knn_scores, outlier_threshold
+from graft.auditing.pixels import PREFILTER, aligned_correlation, pixel_neighbours
 from graft.auditing.result import AuditResult, Group, LabelIssue, Outlier
 from graft.auditing.space import DIMS, SAMPLE, project
 from graft.errors import ConfigError, DataError
 from graft.log import get_logger
 
 log = get_logger("graft.auditing")
-PHASH_CACHE = "phash.json"  # next to the feature store's manifest, keyed by file sha256
+PIXEL_NEIGHBOURS = 5  # candidate near duplicates per image by pixels (aligned, then compared)
+FEATURE_NEIGHBOURS = 5  # and by features (cosine and perceptual hash compared)
+FINGERPRINTS = "audit-fingerprints.npz"  # next to the store's manifest, keyed by file sha256
 
 
 def audit(
@@ -81,7 +84,7 @@ def audit(
     unit = dup.normalized(feats.features)
     space = _timed(seconds, "projection", project, feats.features, DIMS, SAMPLE, cfg.seed)
     idx, dist = _timed(seconds, "neighbours", dup.neighbours, unit, cfg.neighbors, space[:, :128])
-    _timed(seconds, "duplicates", _duplicates, result, cfg, digests, idx, dist, feats.path)
+    _timed(seconds, "duplicates", _duplicates, result, cfg, digests, unit, idx, feats.path)
     probs = _timed(seconds, "probabilities", _probabilities, cfg, feats, space)
     _timed(seconds, "labels", _label_issues, result, probs, cfg.label_method)
     _outliers(result, knn_scores(dist, idx, digests), cfg.outlier_iqr)
@@ -151,22 +154,31 @@ def _weights(weights: str) -> tuple[bool, dict[str, Any]]:
     return False, {"weights": weights}
 
 
-def _duplicates(result, cfg, digests, idx, dist, store_path) -> None:
+def _duplicates(result, cfg, digests, unit, idx, store_path) -> None:
     n = len(result.files)
     exact = dup.exact_groups(digests)
     result.exact_groups = [_group("exact", g, result.splits) for g in exact]
-    cache = Path(store_path) / PHASH_CACHE if store_path else None
-    hashes = perceptual_hashes(result.files, digests, cache, cfg.workers)
-    pairs = dup.near_pairs(idx, dist, hashes, cfg.near_cosine, cfg.hash_distance)
-    edges = [(i, j) for i, j, _, _ in pairs] + [(g[0], m) for g in exact for m in g[1:]]
+    cache = Path(store_path) / FINGERPRINTS if store_path else None
+    thumbs, hashes = fingerprints(result.files, digests, cache, cfg.workers)
+    by_pixels = pixel_neighbours(thumbs, PIXEL_NEIGHBOURS, PREFILTER)
+    candidates = dup.candidate_pairs(idx[:, : min(cfg.neighbors, FEATURE_NEIGHBOURS)], by_pixels)
+    corr = np.full(len(candidates), -1.0, dtype=np.float32)  # only pixel candidates are aligned
+    key = candidates[:, 0] * n + candidates[:, 1]
+    corr[np.isin(key, by_pixels[:, 0] * n + by_pixels[:, 1])] = aligned_correlation(
+        thumbs, by_pixels
+    )
+    pairs = dup.near_pairs(candidates, unit, hashes, corr, cfg.near_pixel, cfg.near_cosine,
+                           cfg.hash_distance)  # fmt: skip
+    edges = [(i, j) for i, j, *_ in pairs] + [(g[0], m) for g in exact for m in g[1:]]
     groups = [g for g in dup.group_pairs(n, edges) if len({digests[i] for i in g}) > 1]
     where = {m: k for k, g in enumerate(groups) for m in g}  # groups of only byte-identical
     result.near_groups = [_group("near", g, result.splits) for g in groups]  # copies are exact
-    for i, _, sim, bits in pairs:
+    for i, _, sim, bits, pixel in pairs:
         if i in where:
             group = result.near_groups[where[i]]
             group.cosine_min = min(group.cosine_min, sim)
             group.hash_bits_max = max(group.hash_bits_max, bits)
+            group.pixel_corr_min = min(group.pixel_corr_min, pixel)
 
 
 def _group(kind: str, members: list[int], splits: list[str]) -> Group:

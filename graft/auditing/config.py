@@ -4,7 +4,7 @@ The CLI flags, the YAML config (``--config``), the Python keyword arguments and 
 ``config.yaml`` all come from this one dataclass.
 
 Example:
-    >>> cfg = AuditConfig(data="photos/", near_cosine=0.99)
+    >>> cfg = AuditConfig(data="photos/", near_pixel=0.99)
     >>> cfg.model, cfg.folds
     ('efficientnet_lite0', 5)
 """
@@ -68,15 +68,21 @@ class AuditConfig:
                   "entry of the confident joint) or prune-by-noise-rate (per class pair, the "
                   "estimated number of errors, largest margins first; fewer false alarms)"},
     )  # fmt: skip
+    near_pixel: float = field(
+        default=0.985,
+        metadata={"help": "correlation of two images' aligned 64x64 grey thumbnails (best shift "
+                  "up to 6 px) at or above which they are near duplicates (re-encoded, resized, "
+                  "shifted copies); raise it for fewer groups"},
+    )  # fmt: skip
     near_cosine: float = field(
-        default=0.95,
+        default=0.97,
         metadata={"help": "feature cosine similarity at or above which two images are near "
-                  "duplicates (when their perceptual hashes also agree); raise it for fewer groups"},
+                  "duplicates when their perceptual hashes also agree (--hash-distance)"},
     )  # fmt: skip
     hash_distance: int = field(
-        default=12,
-        metadata={"help": "largest Hamming distance (of 64 bits) between perceptual hashes of near "
-                  "duplicates; 0 accepts only identical hashes"},
+        default=8,
+        metadata={"help": "largest Hamming distance (of 64 bits) between the perceptual hashes of "
+                  "near duplicates found by --near-cosine; 0 accepts only identical hashes"},
     )  # fmt: skip
     neighbors: int = field(
         default=10,
@@ -111,11 +117,12 @@ class AuditConfig:
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.near_cosine <= 1.0:
-            raise ConfigError(
-                f"near_cosine must be in (0, 1], got {self.near_cosine}; e.g. 0.95 (1.0: only "
-                "images with identical features)"
-            )
+        for name in ("near_cosine", "near_pixel"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ConfigError(
+                    f"{name} must be in (0, 1], got {getattr(self, name)}; e.g. 0.97 (1.0: only "
+                    "identical images)"
+                )
         if not 0 <= self.hash_distance <= 64:
             raise ConfigError(f"hash_distance must be in [0, 64] bits, got {self.hash_distance}")
         for name, low in (("folds", 2), ("neighbors", 1), ("batch_size", 1), ("thumbnails", 0)):

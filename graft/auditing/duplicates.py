@@ -1,11 +1,13 @@
 """Exact and near duplicates, grouped (union-find over matching pairs).
 
 - **Exact**: the same sha256 of the file's bytes.
-- **Near**: feature cosine similarity >= ``near_cosine`` *and* perceptual hashes within
-  ``hash_distance`` bits. Candidates are each image's ``neighbors`` nearest neighbours (scikit-learn
-  ``NearestNeighbors`` in the PCA view of :mod:`graft.auditing.space`, no hand-written all-pairs
-  loop), then checked on the full feature vectors. The two tests fail in different ways (two photos of one scene share features,
-  two flat images share a hash), so a pair has to pass both.
+- **Near**: candidates are each image's ``neighbors`` nearest neighbours in feature space
+  (scikit-learn ``NearestNeighbors`` in the PCA view of :mod:`graft.auditing.space`) and in pixel
+  space (:func:`graft.auditing.pixels.pixel_neighbours`): no hand-written all-pairs loop. A
+  candidate pair is a near duplicate when its aligned grey thumbnails correlate >= ``near_pixel``
+  (re-encoded, resized, shifted copies), or when its full feature vectors have cosine >=
+  ``near_cosine`` *and* its perceptual hashes are within ``hash_distance`` bits (both: two photos
+  of one scene share features, two flat images share a hash).
 
 Example:
     >>> exact_groups(["a", "b", "a", "c", "b"])
@@ -73,23 +75,52 @@ def _drop_self(idx: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def candidate_pairs(*neighbour_lists: np.ndarray) -> np.ndarray:
+    """Unique ``(i, j)`` pairs, ``i < j``, from ``(n, k)`` neighbour index arrays.
+
+    Example:
+        >>> candidate_pairs(np.array([[1], [0], [0]]), np.array([[2], [2], [1]])).tolist()
+        [[0, 1], [0, 2], [1, 2]]
+    """
+    pairs = []
+    for idx in neighbour_lists:
+        rows = np.repeat(np.arange(len(idx)), idx.shape[1])
+        cols = idx.reshape(-1)
+        pairs.append(np.stack([np.minimum(rows, cols), np.maximum(rows, cols)], axis=1))
+    both = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+    both = both[both[:, 0] != both[:, 1]]
+    return np.unique(both, axis=0)
+
+
 def near_pairs(
-    idx: np.ndarray,
-    dist: np.ndarray,
+    pairs: np.ndarray,
+    unit: np.ndarray,
     hashes: np.ndarray,
+    pixel_corr: np.ndarray,
+    near_pixel: float,
     near_cosine: float,
     hash_distance: int,
-) -> list[tuple[int, int, float, int]]:
-    """``(i, j, cosine, hash bits apart)`` for neighbour pairs that pass both tests, ``i < j``."""
-    sim = 1.0 - dist
-    rows, cols = np.nonzero(sim >= near_cosine - 1e-6)
-    pairs: dict[tuple[int, int], tuple[float, int]] = {}
-    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-        j = int(idx[r, c])
-        bits = int(np.count_nonzero(hashes[r] != hashes[j]))
-        if bits <= hash_distance:
-            pairs[(min(r, j), max(r, j))] = (float(sim[r, c]), bits)
-    return [(i, j, s, b) for (i, j), (s, b) in sorted(pairs.items())]
+) -> list[tuple[int, int, float, int, float]]:
+    """``(i, j, cosine, hash bits apart, pixel correlation)`` of the candidate ``pairs`` that are
+    near duplicates: aligned pixels correlate >= ``near_pixel``, or features and hashes agree
+    (cosine >= ``near_cosine`` and hashes within ``hash_distance`` bits).
+
+    Example:
+        >>> u = normalized(np.eye(3)); h = np.zeros((3, 64), bool)
+        >>> near_pairs(np.array([[0, 1], [1, 2]]), u, h, np.array([0.99, 0.5]), 0.985, 0.95, 8)
+        [(0, 1, 0.0, 0, 0.99)]
+    """
+    if not len(pairs):
+        return []
+    i, j = pairs[:, 0], pairs[:, 1]
+    cos = np.einsum("nd,nd->n", unit[i], unit[j])
+    bits = np.count_nonzero(hashes[i] != hashes[j], axis=1)
+    corr = np.asarray(pixel_corr)
+    keep = (corr >= near_pixel) | ((cos >= near_cosine - 1e-6) & (bits <= hash_distance))
+    return [
+        (int(a), int(b), round(float(c), 6), int(h), round(float(p), 6))
+        for a, b, c, h, p in zip(i[keep], j[keep], cos[keep], bits[keep], corr[keep], strict=True)
+    ]
 
 
 def group_pairs(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:

@@ -4,7 +4,7 @@
 
 - ``audit.json``: every finding with paths, splits, scores and evidence (:meth:`AuditResult.to_dict`)
 - ``issues.csv``: one row per flagged image (``path, split, label, issues, group, similarity,
-  hash_bits, self_confidence, suggested_label, outlier_score, action``), leaks first
+  hash_bits, pixel_corr, self_confidence, suggested_label, outlier_score, action``), leaks first
 - ``clean.csv``: ``path,label,split`` of the train/val images the audit suggests keeping; ``graft fit
   OUT/clean.csv`` reads it directly (the split column is informational; fit carves its own val)
 - ``audit.html``: thumbnails of leaks, groups, label suspects and outliers
@@ -29,7 +29,8 @@ from graft.auditing.result import AuditResult
 from graft.io import write_json, write_text
 
 ISSUE_COLUMNS = (
-    "path", "split", "label", "issues", "group", "similarity", "hash_bits", "self_confidence",
+    "path", "split", "label", "issues", "group", "similarity", "hash_bits", "pixel_corr",
+    "self_confidence",
     "suggested_label", "outlier_score", "action",
 )  # fmt: skip
 
@@ -67,6 +68,7 @@ def issue_rows(result: AuditResult) -> list[dict[str, Any]]:
             r["group"] = r["group"] or f"{kind}-{number}"
             if kind == "near":
                 r["similarity"], r["hash_bits"] = round(g.cosine_min, 4), g.hash_bits_max
+                r["pixel_corr"] = round(g.pixel_corr_min, 4)
     for x in result.label_issues:
         r = row(x.index)
         r["issues"].append("label")

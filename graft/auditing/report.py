@@ -56,7 +56,8 @@ def _groups(sid: str, title: str, result: AuditResult, groups: list[Group], n: i
         return section
     blocks = []
     for g in groups[:n]:
-        evidence = (f"cosine >= {g.cosine_min:.3f}, hashes <= {g.hash_bits_max} bits apart"
+        evidence = (f"aligned pixels correlate >= {g.pixel_corr_min:.3f}, feature cosine >= "
+                    f"{g.cosine_min:.3f}, hashes <= {g.hash_bits_max} bits apart"
                     if g.kind == "near" else "identical bytes")  # fmt: skip
         thumbs = "".join(_thumb(result, i, [], "dup") for i in g.members[:8])
         more = f"<p>... and {len(g.members) - 8} more</p>" if len(g.members) > 8 else ""

@@ -26,6 +26,7 @@ class Group:
     splits: list[str]
     cosine_min: float = 1.0
     hash_bits_max: int = 0
+    pixel_corr_min: float = 1.0
 
     @property
     def leak(self) -> bool:
@@ -132,6 +133,7 @@ class AuditResult:
             "splits": sorted(set(g.splits), key=SPLIT_ORDER.get),
             "cosine_min": round(g.cosine_min, 6),
             "hash_bits_max": g.hash_bits_max,
+            "pixel_corr_min": round(g.pixel_corr_min, 6),
             "members": [self._member(i) for i in g.members],
         }
 
