@@ -65,7 +65,9 @@ def test_leak_found_and_listed_first(audited, planted: dict) -> None:
 def test_near_duplicate_grouped(audited, planted: dict) -> None:
     groups = [{audited.files[i] for i in g.members} for g in audited.near_groups]
     assert any(set(planted["near"]) <= g for g in groups)
-    group = next(g for g in audited.near_groups if audited.files.index(planted["near"][1]) in g.members)
+    group = next(
+        g for g in audited.near_groups if audited.files.index(planted["near"][1]) in g.members
+    )
     assert group.cosine_min >= 0.99 and group.hash_bits_max <= 12
 
 
@@ -101,7 +103,7 @@ def test_outputs_written(audited) -> None:
     assert 'id="leaks"' in html and 'class="label"' in html and "data:image/png;base64," in html
     assert "broken.png" in html
     assert graft.config.read_yaml(out / "config.yaml")["near_cosine"] == 0.99
-    assert (out / "features" / "phash.json").is_file()
+    assert (out / "features" / "audit-fingerprints.npz").is_file()
 
 
 def test_second_audit_reuses_features(audited, planted: dict, tmp_path: Path) -> None:
