@@ -161,7 +161,8 @@ def _duplicates(result, cfg, digests, unit, idx, store_path) -> None:
     cache = Path(store_path) / FINGERPRINTS if store_path else None
     thumbs, hashes = fingerprints(result.files, digests, cache, cfg.workers)
     by_pixels = pixel_neighbours(thumbs, PIXEL_NEIGHBOURS, PREFILTER)
-    candidates = dup.candidate_pairs(idx[:, : min(cfg.neighbors, FEATURE_NEIGHBOURS)], by_pixels)
+    by_features = dup.candidate_pairs(idx[:, : min(cfg.neighbors, FEATURE_NEIGHBOURS)])
+    candidates = np.unique(np.concatenate([by_features, by_pixels]), axis=0)
     corr = np.full(len(candidates), -1.0, dtype=np.float32)  # only pixel candidates are aligned
     key = candidates[:, 0] * n + candidates[:, 1]
     corr[np.isin(key, by_pixels[:, 0] * n + by_pixels[:, 1])] = aligned_correlation(
