@@ -34,7 +34,7 @@ class AuditConfig:
     weights: str = field(
         default="pretrained",
         metadata={"help": "pretrained (shipped/offline weights), none (random init) or a weights "
-                  "file; random weights find exact copies only"},
+                  "file; with random weights only the pixel evidence (duplicates) is meaningful"},
     )  # fmt: skip
     image_size: int | None = field(
         default=None,
