@@ -153,3 +153,20 @@ def test_cli_json_and_table(planted: dict, audited, tmp_path: Path, capsys) -> N
 def test_random_features_without_out_folder(planted: dict, tmp_path: Path) -> None:
     result = _audit(planted["root"], out=str(tmp_path / "x"), write=False)
     assert result.out is None and np.asarray(result.labels).shape == (len(result.files),)
+
+
+def test_bundle_probabilities_replace_the_probe(planted: dict, audited, tmp_path: Path) -> None:
+    import torch
+
+    store = str(Path(audited.out) / "features")
+    torch.manual_seed(0)
+    graft.probe(planted["root"], model="test_efficientnet", pretrained=False, workers=0,
+                features_out=store, out=str(tmp_path / "bundle"))  # fmt: skip
+    result = _audit(planted["root"], out=str(tmp_path / "b"), features=store, near_cosine=0.99,
+                    bundle=str(tmp_path / "bundle"))  # fmt: skip
+    assert result.files == audited.files
+    assert result.config["bundle"] == str(tmp_path / "bundle")
+    assert all(0.0 <= x.self_confidence <= 1.0 for x in result.label_issues)
+    with pytest.raises(Exception, match="bundle"):
+        _audit(planted["root"], out=str(tmp_path / "c"), features=store,
+               bundle=str(tmp_path / "missing"))  # fmt: skip
