@@ -5,8 +5,9 @@ The steps, each timed in ``result.seconds``:
 1. **features**: :func:`graft.extract` into a feature store (``features``, default ``OUT/features``),
    so an audit after ``graft extract --out DIR`` (or a second audit) reads the stored features;
    corrupt files are listed and skipped there.
-2. **duplicates**: byte-identical files (sha256 from the store), then near duplicates (feature
-   cosine and perceptual hash, :mod:`graft.auditing.duplicates`); groups crossing splits are leaks.
+2. **duplicates**: byte-identical files (sha256 from the store), then near duplicates (aligned
+   pixels, or feature cosine with perceptual hash: :mod:`graft.auditing.duplicates`,
+   :mod:`graft.auditing.pixels`); groups crossing splits are leaks.
 3. **labels**: out-of-fold probabilities of a cross-validated probe (or a fitted ``bundle``), then
    confident learning (:mod:`graft.auditing.labels`).
 4. **outliers**: k-NN distance in feature space (:mod:`graft.auditing.outliers`).
