@@ -60,6 +60,8 @@ _API: dict[str, str] = {
     # reports
     "write_report": "graft.report",
     "grad_cam": "graft.report",
+    # serving
+    "serve": "graft.serving",
     # errors
     "GraftError": "graft.errors",
 }
