@@ -60,12 +60,15 @@ class Guard:
             await send(message)
 
         path = scope["path"]
+        route = path if path in ROUTES else "other"
+        self.metrics.in_flight.labels(route=route).inc()
         try:
             if self.api_key and path not in OPEN_PATHS and not self._allowed(scope):
                 await send_error(watched, _unauthorized())
             else:
                 await self.app(scope, receive, watched)
         finally:
+            self.metrics.in_flight.labels(route=route).dec()
             self._record(scope["method"], path, seen, time.perf_counter() - start)
 
     def _allowed(self, scope: dict) -> bool:

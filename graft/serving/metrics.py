@@ -2,7 +2,8 @@
 
 Series: ``graft_requests_total{route,status}``, ``graft_request_errors_total{reason}``,
 ``graft_request_latency_seconds`` (histogram, per route), ``graft_batch_size`` (histogram of images
-per model call), ``graft_batch_seconds`` (model time per batch) and ``graft_images_total``.
+per model call), ``graft_batch_seconds`` (model time per batch), ``graft_images_total`` and
+``graft_requests_in_flight{route}``.
 
 Example:
     >>> m = Metrics()
@@ -17,6 +18,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
 )
@@ -52,6 +54,9 @@ class Metrics:
             "graft_batch_seconds", "model time per batch", buckets=LATENCY_BUCKETS, registry=r
         )
         self.images = Counter("graft_images", "images predicted", registry=r)
+        self.in_flight = Gauge(
+            "graft_requests_in_flight", "requests being answered", ["route"], registry=r
+        )
 
     def request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, status=str(status)).inc()

@@ -33,17 +33,24 @@ class MissingServeDeps(GraftError, ImportError):
 def require_deps() -> None:
     """Raise :class:`MissingServeDeps` naming ``pip install graft-vision[serve]`` if needed."""
     missing = []
-    for module, package in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"),
-                            ("multipart", "python-multipart"), ("prometheus_client", "prometheus-client")):  # fmt: skip
-        try:
-            __import__(module)
-        except ImportError:
+    for package, modules in (("fastapi", ("fastapi",)), ("uvicorn", ("uvicorn",)),
+                             ("python-multipart", ("python_multipart", "multipart")),
+                             ("prometheus-client", ("prometheus_client",))):  # fmt: skip
+        if not any(_importable(m) for m in modules):
             missing.append(package)
     if missing:
         raise MissingServeDeps(
             f"graft serve needs {', '.join(missing)}, which are not installed. "
             f"Install the server extra: {INSTALL_HINT}"
         )
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
 
 
 def serve(bundle: str | os.PathLike, config: ServeConfig | None = None, **options: Any) -> None:

@@ -106,7 +106,8 @@ def start_server(**options) -> LiveServer:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/ready", timeout=5).status_code == 200:
+            key = {"X-API-Key": cfg.api_key} if cfg.api_key else {}
+            if httpx.get(url + "/ready", headers=key, timeout=5).status_code == 200:
                 return LiveServer(url, app, thread, server)
         except httpx.TransportError:
             pass
