@@ -15,9 +15,11 @@ import asyncio
 import contextlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -98,12 +100,15 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> Any:
         batcher = Batcher(eng.probabilities, cfg.max_batch_size, cfg.batch_timeout / 1e3,
                           on_batch=metrics.batch)  # fmt: skip
         batcher.start()
-        state.update(batcher=batcher, accepting=True)
+        # decoding gets as many threads as the model: more would take the cores from the model
+        decoders = ThreadPoolExecutor(max(1, torch.get_num_threads()), "graft-decode")
+        state.update(batcher=batcher, decoders=decoders, accepting=True)
         try:
             yield
         finally:
             state["accepting"] = False
             await batcher.stop()
+            decoders.shutdown(wait=True)
             eng.close()
 
     app = FastAPI(
@@ -168,7 +173,10 @@ def _routes(app: FastAPI, cfg: ServeConfig, state: dict[str, Any], metrics: Metr
             raise RequestError(400, "gradcam_disabled",
                                "Grad-CAM is off on this server; start it with --gradcam")  # fmt: skip
         images = await read_images(request, cfg.max_images)
-        tensors = await asyncio.gather(*(run_in_threadpool(eng.decode, d, n) for n, d in images))
+        loop = asyncio.get_running_loop()
+        tensors = await asyncio.gather(
+            *(loop.run_in_executor(state["decoders"], eng.decode, d, n) for n, d in images)
+        )
         probs = await asyncio.gather(*(state["batcher"].submit(x) for x in tensors))
         rows = eng.rows(np.stack(probs), top_k or cfg.top_k)
         for (name, _), row, x in zip(images, rows, tensors, strict=True):

@@ -45,6 +45,18 @@ def require_deps() -> None:
         )
 
 
+def passive_omp() -> None:
+    """Let idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``).
+
+    A server calls the model in bursts and decodes images in other threads between them; spinning
+    torch threads then take the cores from that work, and on a machine whose cores are shared
+    they made Lite0 at batch 1 ~20x slower (measured: 1.1 s vs 49 ms). It only takes effect
+    before torch is imported (``graft serve`` sets it first); a value set by the user is kept.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _importable(module: str) -> bool:
     try:
         __import__(module)
@@ -60,6 +72,7 @@ def serve(bundle: str | os.PathLike, config: ServeConfig | None = None, **option
         >>> serve("runs/pets/bundle", port=0, api_key="a-long-random-key")  # doctest: +SKIP
     """
     require_deps()
+    passive_omp()
     base = asdict(config) if config is not None else {}
     known = set(ServeConfig.__dataclass_fields__)
     unknown = sorted(set(options) - known)
