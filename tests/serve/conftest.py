@@ -7,6 +7,7 @@ requests are sent with httpx to that address only.
 from __future__ import annotations
 
 import io
+import os
 import socket
 import threading
 import time
@@ -85,8 +86,11 @@ class LiveServer:
         self.thread.join(timeout=30)
 
 
-def start_server(**options) -> LiveServer:
-    """Start ``create_app(ServeConfig(**options))`` with uvicorn on 127.0.0.1:<free port>."""
+def start_server(preload: bool = True, **options) -> LiveServer:
+    """Start ``create_app(ServeConfig(**options))`` with uvicorn on 127.0.0.1:<free port>.
+
+    ``preload=False`` lets the app load the model itself at start-up (``/ready`` waits for it).
+    """
     import uvicorn
 
     from graft.serving.app import create_app
@@ -94,7 +98,7 @@ def start_server(**options) -> LiveServer:
     from graft.serving.engine import Engine
 
     cfg = ServeConfig(**options)
-    app = create_app(cfg, Engine.load(cfg))
+    app = create_app(cfg, Engine.load(cfg) if preload else None)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
@@ -106,7 +110,8 @@ def start_server(**options) -> LiveServer:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            key = {"X-API-Key": cfg.api_key} if cfg.api_key else {}
+            api_key = cfg.api_key or os.environ.get("GRAFT_API_KEY")
+            key = {"X-API-Key": api_key} if api_key else {}
             if httpx.get(url + "/ready", headers=key, timeout=5).status_code == 200:
                 return LiveServer(url, app, thread, server)
         except httpx.TransportError:

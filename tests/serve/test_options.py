@@ -146,3 +146,59 @@ def test_gradcam_request_without_the_flag_is_refused(bundle_dir: Path) -> None:
         server.stop()
     assert r.status_code == 400 and "--gradcam" in r.json()["reason"]
     assert ok.status_code == 200
+
+
+def test_model_loaded_at_start_up_and_key_from_environment(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "env-key-0123456789abcdef"
+    monkeypatch.setenv("GRAFT_API_KEY", key)
+    server = start_server(preload=False, bundle=str(bundle_dir))  # /ready answered 200 once loaded
+    try:
+        with server.client() as client:
+            assert client.get("/info").status_code == 401
+            r = client.post("/predict", content=image_bytes(1), headers={**PNG, "X-API-Key": key})
+    finally:
+        server.stop()
+    assert r.status_code == 200 and r.json()["predictions"][0]["label"]
+
+
+@pytest.mark.slow
+def test_two_worker_processes_answer_and_stop_on_sigterm(bundle_dir: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    with socket.socket() as s:  # a free port (--workers needs a fixed one)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graft", "serve", str(bundle_dir), "--port", str(port),
+         "--workers", "2"], env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline, ready = time.monotonic() + 120, False
+        while not ready and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(url + "/ready", timeout=5).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready
+        labels = {
+            httpx.post(
+                url + "/predict", content=image_bytes(i), headers=PNG, timeout=60
+            ).status_code
+            for i in range(8)
+        }
+        assert labels == {200}
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
