@@ -275,6 +275,42 @@ def predict_rate(bundle: Path, paths: list[Path]) -> tuple[float, float]:
     return len(paths) / wall, len(paths) / cpu
 
 
+def model_costs(work: Path, sizes: list[int], rounds: int = 3) -> list[dict]:
+    """Model time per image (wall and CPU ms) by batch size, through the server's own Engine (no
+    HTTP), in interleaved rounds: how much a bigger batch saves on this CPU."""
+    import torch
+
+    from graft.serving.config import ServeConfig
+    from graft.serving.engine import Engine
+
+    rows = []
+    for size in sizes:
+        for backend, bundle in make_bundles(work, size).items():
+            engine = Engine.load(ServeConfig(bundle=str(bundle)))
+            x = torch.randn(3, size, size)
+            times: dict[int, list[tuple[float, float]]] = {b: [] for b in (1, 4, 8, 16, 32)}
+            for _ in range(rounds):
+                for b in times:
+                    batch = x[None].repeat(b, 1, 1, 1)
+                    engine.probabilities(batch)
+                    calls = max(1, 32 // b)
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    for _ in range(calls):
+                        engine.probabilities(batch)
+                    n = calls * b
+                    times[b].append(
+                        ((time.perf_counter() - wall) / n, (time.process_time() - cpu) / n)
+                    )
+            row = {"size": size, "backend": backend}
+            for b, values in times.items():
+                row[b] = (1e3 * statistics.median(w for w, _ in values),
+                          1e3 * statistics.median(c for _, c in values))  # fmt: skip
+            rows.append(row)
+            print(f"  {size} px {backend}: " + ", ".join(
+                f"b{b} {row[b][0]:.1f} ms ({row[b][1]:.1f} CPU)" for b in times), flush=True)  # fmt: skip
+    return rows
+
+
 def run_size(work: Path, size: int, paths: list[Path], bodies: list) -> dict:
     bundles = make_bundles(work, size)
     out = {}
@@ -305,8 +341,18 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[96, 224])
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--out", default=None, help="JSON results (default: WORK/results.json)")
+    p.add_argument("--model-costs", action="store_true",
+                   help="only measure model time per image by batch size (no server)")  # fmt: skip
     args = p.parse_args()
     work = Path(args.work)
+    if args.model_costs:
+        rows = model_costs(work, args.sizes)
+        print("| size | backend | " + " | ".join(f"batch {b}" for b in (1, 4, 8, 16, 32)) + " |")
+        print("|---|---|" + "---|" * 5)
+        for r in rows:
+            cells = " | ".join(f"{r[b][0]:.1f} ({r[b][1]:.1f})" for b in (1, 4, 8, 16, 32))
+            print(f"| {r['size']} | {r['backend']} | {cells} |")
+        return
     paths = make_images(work / "images", args.images)
     bodies = [(path.read_bytes(), "image/jpeg") for path in paths]
     started = datetime.now(timezone.utc)

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from graft.train.cli_options import options_from_args
 
     require_deps()
+    if not args.quiet and args.verbose == 0:  # a server logs each request by default; -q: errors only
+        logging.getLogger("graft.serve").setLevel(logging.INFO)
     options = options_from_args(args, ServeConfig)
     cfg = load(ServeConfig, args.config, {**options, "bundle": args.bundle})
     serve(cfg.bundle, config=cfg)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _start(bundle: Path, *flags: str) -> tuple[subprocess.Popen, str, list[str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "graft", "-v", "serve", str(bundle), "--port", "0", *flags],
+        [sys.executable, "-m", "graft", "serve", str(bundle), "--port", "0", *flags],
         stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     lines: list[str] = []
