@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from graft.train.cli_options import options_from_args
 
     require_deps()
-    if not args.quiet and args.verbose == 0:  # a server logs each request by default; -q: errors only
+    # a server logs each request by default; -q: errors only
+    if not args.quiet and args.verbose == 0:
         logging.getLogger("graft.serve").setLevel(logging.INFO)
     options = options_from_args(args, ServeConfig)
     cfg = load(ServeConfig, args.config, {**options, "bundle": args.bundle})
