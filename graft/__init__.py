@@ -62,6 +62,8 @@ _API: dict[str, str] = {
     "grad_cam": "graft.report",
     # dataset audit
     "audit": "graft.auditing",
+    # serving
+    "serve": "graft.serving",
     # errors
     "GraftError": "graft.errors",
 }
