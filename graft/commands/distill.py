@@ -17,7 +17,9 @@ from graft.config import read_yaml
 # fit options that distill sets itself or that have their own flag here
 _SKIP = {"data", "model"}
 # fit options whose distill default differs from fit's (graft.distill.api.NO_GRAD_CLIP)
-_HELPS = {"grad_clip": "gradient norm clip (default: off for distill; fit's 1.0 throttles the KD term)"}
+_HELPS = {
+    "grad_clip": "gradient norm clip (default: off for distill; fit's 1.0 throttles the KD term)"
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -60,9 +60,14 @@ def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_folder, ti
         fit(tiny_folder, out=str(tmp_path / "empty"), resume=True, **tiny_opts)
 
 
-def test_last_checkpoint_is_the_last_epoch_even_without_improvement(tiny_folder, tiny_opts, tmp_path):
+def test_last_checkpoint_is_the_last_epoch_even_without_improvement(
+    tiny_folder, tiny_opts, tmp_path
+):
     # lr ~0 with frozen-BN head training: val_acc never changes, so only epoch 0 is a "best"
     opts = {**tiny_opts, "recipe": "head", "epochs": 3, "lr": 1e-12, "monitor": "val_acc"}
     run = fit(tiny_folder, out=str(tmp_path / "r"), **opts).run_dir
-    epoch = {n: torch.load(run / "checkpoints" / f"{n}.ckpt", weights_only=True)["epoch"] for n in ("best", "last")}
+    epoch = {
+        n: torch.load(run / "checkpoints" / f"{n}.ckpt", weights_only=True)["epoch"]
+        for n in ("best", "last")
+    }
     assert epoch == {"best": 0, "last": 2}  # Lightning's save_last alone left last.ckpt at epoch 0
