@@ -56,7 +56,9 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
     markdown = PLACEHOLDER.sub(replace, markdown)
     if re.search(r"^<!-- api -->[ \t]*$", markdown, re.MULTILINE):
-        markdown = re.sub(r"^<!-- api -->[ \t]*$", lambda m: render_api(), markdown, flags=re.MULTILINE)
+        markdown = re.sub(
+            r"^<!-- api -->[ \t]*$", lambda m: render_api(), markdown, flags=re.MULTILINE
+        )
     return markdown
 
 
@@ -96,7 +98,9 @@ def on_files(files: Any, config: Any) -> Any:
     pages = {f.src_uri for f in files}
     for name in command_parsers():
         if f"commands/{name}.md" not in pages:
-            log.warning(f"graft {name} has no page: add docs/commands/{name}.md with <!-- options: {name} -->")
+            log.warning(
+                f"graft {name} has no page: add docs/commands/{name}.md with <!-- options: {name} -->"
+            )
     return files
 
 
@@ -162,7 +166,10 @@ def _help_and_default(
         value = {"True": "on", "False": "off"}[value]
     elif not value:
         return text[: stated.start()], _default(action, defaults)
-    return text[: stated.start()], f"`{_escape(value, code=True)}`" if value not in ("on", "off") else value
+    return text[: stated.start()], f"`{_escape(value, code=True)}`" if value not in (
+        "on",
+        "off",
+    ) else value
 
 
 def _default(action: argparse.Action, defaults: dict) -> str:
