@@ -178,7 +178,7 @@ def _auto(
     head_n = auto_head if head_epochs is None else head_epochs
     full_n = auto_full if epochs is None else max(epochs - head_n, 0)
     # BatchNorm keeps its pre-trained statistics in the full phase ("eval"): switching a frozen
-    # backbone to batch statistics cost a whole epoch of accuracy in measurements (see README).
+    # backbone to batch statistics cost a whole epoch of accuracy in measurements (docs/benchmarks/fit.md).
     full_bn = "eval" if bn == "auto" else bn
     head_bn = "frozen" if bn == "auto" else bn
     phases = []
