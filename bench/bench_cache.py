@@ -14,7 +14,7 @@ the speed-up, and test accuracy of each. Targets of the issue: >= 5x for head ov
 
 This bench drives the model with a minimal PyTorch loop (AdamW, cross-entropy) rather than
 ``graft fit``: the trainer caches pooled features for head-only phases itself, and wiring the prefix
-cache into ``graft fit --cache-frozen`` for freeze-upto is the trainer's side (see the README note).
+cache into ``graft fit --cache-frozen`` for freeze-upto is the trainer's side (see docs/benchmarks/features.md).
 
 Run:  .venv/bin/python bench/bench_cache.py --per-class 40 --epochs 5 --image-size 64
 """

@@ -111,7 +111,9 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--feature-loss", default="cosine", choices=("mse", "cosine", "at"))
     p.add_argument(
-        "--seeds", default="0,1,2,3,4,5,6,7,8,9", help="training seeds of the students (comma-separated)"
+        "--seeds",
+        default="0,1,2,3,4,5,6,7,8,9",
+        help="training seeds of the students (comma-separated)",
     )
     p.add_argument("--runs", default=",".join(STUDENTS), help="student runs (comma-separated)")
     p.add_argument("--out", default="bench-out/distill-teacher-all")
@@ -137,7 +139,9 @@ def main() -> None:
         _trim_train(full, data, args.train_per_class)
     rows: dict[str, dict[str, Any]] = {
         "teacher": _cached(
-            out / "teacher", args, lambda: _teacher(args, full if args.teacher_data == "all" else data, out)
+            out / "teacher",
+            args,
+            lambda: _teacher(args, full if args.teacher_data == "all" else data, out),
         )
     }
     for seed in seeds:
@@ -180,7 +184,9 @@ def _teacher(args: argparse.Namespace, data: Path, out: Path) -> tuple[dict[str,
 
     short = args.teacher_data == "all"  # 1,800 images at 96 px: ~50 s an epoch on 2 CPU cores
     epochs = args.teacher_epochs if args.teacher_epochs is not None else (4 if short else None)
-    head = args.teacher_head_epochs if args.teacher_head_epochs is not None else (2 if short else None)
+    head = (
+        args.teacher_head_epochs if args.teacher_head_epochs is not None else (2 if short else None)
+    )
     r = fit(str(data), model=TEACHER, recipe="auto", epochs=epochs, head_epochs=head, image_size=args.teacher_size,
             batch_size=args.batch_size, out=str(out / "teacher"), **_common(0))  # fmt: skip
     return r.metrics, None

@@ -12,7 +12,7 @@
 # Self-checks (exit 1 when one fails): finite losses; bf16 logits close to fp32 logits on the same
 # weights; the loss decreases over the timed fp32 steps on a fixed batch; graft.extract returns one
 # finite feature row per image. Exits 2 with a message and no numbers when CUDA is not available.
-# Paste the printed Markdown rows into bench/RESULTS.md (they carry the date and hardware).
+# Paste the printed Markdown section into docs/benchmarks/gpu.md (it carries the date and hardware).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${PYTHON:-}" ]]; then

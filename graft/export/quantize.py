@@ -12,7 +12,7 @@
   than fp32).
 
 Settings measured on EfficientNet-Lite0 trained on the animals sample (500 test images, fp32 0.938;
-x86 CPU with AVX2 but no VNNI; agreement = top-1 agreement with fp32; the README has the full table):
+x86 CPU with AVX2 but no VNNI; agreement = top-1 agreement with fp32; docs/benchmarks/export.md has the full table):
 
 - Default ``weights="uint8"`` (8-bit unsigned, per channel): +0.2 to +0.6 points, agreement 98-99%,
   the same over three calibration samples. onnxruntime runs it with uint8 x uint8 kernels, which were

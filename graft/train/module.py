@@ -9,7 +9,7 @@ BatchNorm policies (``Phase.bn``):
 - ``frozen``: BatchNorm layers inside frozen groups use their stored statistics (eval mode) even
   while the model trains; trainable groups use batch statistics.
 - ``eval``: every BatchNorm layer uses its stored statistics; their affine weights still train where
-  the group is trainable. Used by ``auto`` in its full phase (see the README for the measurement).
+  the group is trainable. Used by ``auto`` in its full phase (docs/benchmarks/fit.md has the measurement).
 - ``train``: every BatchNorm layer uses batch statistics and updates them, frozen or not (fastai's way).
 
 Example:

@@ -226,7 +226,7 @@ def _auto(
     else:
         head_n, full_n = split_epochs(epochs, auto_head, head_epochs)
     # BatchNorm keeps its pre-trained statistics in the full phase ("eval"): switching a frozen
-    # backbone to batch statistics cost a whole epoch of accuracy in measurements (see README).
+    # backbone to batch statistics cost a whole epoch of accuracy in measurements (docs/benchmarks/fit.md).
     full_bn = "eval" if bn == "auto" else bn
     head_bn = "frozen" if bn == "auto" else bn
     phases = []
