@@ -149,7 +149,7 @@ def test_hybrid_candidates_cost_their_branches_at_the_image_size(
     from graft.select.cost import count_macs
 
     pair = "test_efficientnet+test_resnet"
-    result = select(tiny_folder_session, [pair], pretrained=False, scores=("knn",),
+    result = select_models(tiny_folder_session, [pair], weights="none", scores=("knn",),
                     model_args={pair: {"fusion": "concat"}}, **FAST)  # fmt: skip
     branches = sum(
         count_macs(timm.create_model(n, num_classes=0).eval(), (3, 32, 32)) for n in pair.split("+")
