@@ -84,11 +84,18 @@ API_DRIVER = (
 
 
 def api_extract(data: Path, out: Path) -> None:
-    torch.manual_seed(0)
+    """In-process, with the driver's seed and ONE thread: rows must equal the killed run's bit for
+    bit, and a convolution summed over another thread count rounds differently."""
     from graft.features import extract
 
-    extract(data, model="test_efficientnet", weights="none", image_size=32, batch_size=8,
-            workers=0, out=out, shard_rows=16, progress=False)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    try:
+        extract(data, model="test_efficientnet", weights="none", image_size=32, batch_size=8,
+                workers=0, out=out, shard_rows=16, progress=False)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
 
 
 def start_api_extract(data: Path, out: Path, log: Path) -> subprocess.Popen:

@@ -88,10 +88,19 @@ def test_predict_reports_each_bad_input_once(bundle, data, tmp_path):
     assert r.err.count("broken.jpg") == 1, r.err
 
 
-def test_predict_out_that_is_a_folder(bundle, data, tmp_path):
+def test_predict_out_that_is_a_file(bundle, data, tmp_path):
+    """--out is a folder (issue #16); an existing file there is one clean error, the file untouched."""
+    (tmp_path / "preds").write_text("keep me")
+    r = run_cli("predict", bundle, data / "red", "--out", tmp_path / "preds")
+    assert r.code == 2 and not r.traceback and "preds" in r.err, str(r)
+    assert (tmp_path / "preds").read_text() == "keep me"
+
+
+def test_predict_old_file_out_that_is_a_folder_is_used_as_a_folder(bundle, data, tmp_path):
     (tmp_path / "p.csv").mkdir()
     r = run_cli("predict", bundle, data / "red", "--out", tmp_path / "p.csv")
-    assert r.code == 2 and not r.traceback and "is a folder" in r.err, str(r)
+    assert r.code == 0, str(r)
+    assert (tmp_path / "p.csv" / "predictions.csv").is_file()
 
 
 def test_pickle_renamed_safetensors_is_refused_with_graft_fix(data, tmp_path):

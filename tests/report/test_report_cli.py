@@ -49,7 +49,7 @@ def test_outputs_without_config_name_config_yaml(tiny_run: Path, tmp_path: Path)
 
 def test_bad_options_are_clean_errors(tiny_run: Path, tmp_path: Path, capsys) -> None:
     assert main(["report", str(tiny_run), "--gradcam", "-1"]) == 2
-    assert "--gradcam must be 0 or more, got -1" in capsys.readouterr().err
+    assert "--gradcam must be at least 0, got -1" in capsys.readouterr().err
     assert main(["report", str(tiny_run), "--eval", str(tmp_path / "none")]) == 2
     assert "is not a folder; pass the --out folder of `graft evaluate`" in capsys.readouterr().err
     (tmp_path / "report.html").mkdir()  # --out is a folder; OUT/report.html must be a file
