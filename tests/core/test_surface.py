@@ -179,6 +179,45 @@ def test_no_name_is_both_a_function_and_a_module() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_feature_modules_and_functions_are_not_the_same_name() -> None:
+    code = (
+        "import graft, graft.features.extraction, graft.features.probing, types; "
+        "import graft.features as f; "
+        "assert callable(f.extract) and callable(f.probe); "
+        "assert not isinstance(f.extract, types.ModuleType) and f.extract is graft.extract; "
+        "assert f.probe is graft.probe and f.extraction.extract is f.extract; "
+        "assert f.probing.Probe is f.Probe"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", "import graft.features.extract"], capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr
+
+
+def test_no_public_function_shares_its_name_with_a_submodule() -> None:
+    """In every package of graft: a public name is either a submodule or something else, never both."""
+    import importlib
+    import pkgutil
+    import types
+
+    import graft
+
+    packages = ["graft"] + [
+        m.name for m in pkgutil.walk_packages(graft.__path__, "graft.") if m.ispkg
+    ]
+    clashes = []
+    for name in packages:
+        package = importlib.import_module(name)
+        for sub in pkgutil.iter_modules(package.__path__):
+            if sub.name.startswith("_") or sub.name not in vars(package):
+                continue
+            if not isinstance(vars(package)[sub.name], types.ModuleType):
+                clashes.append(f"{name}.{sub.name}")
+    assert not clashes, f"both a module and another object: {clashes}"
+
+
 def test_calling_an_old_function_name_warns_and_still_works(monkeypatch) -> None:
     import graft
     import graft.select
@@ -218,7 +257,7 @@ def test_old_device_flag_becomes_accelerator_and_devices() -> None:
 
 
 def test_python_keywords_old_spellings_warn() -> None:
-    from graft.features.extract import resolve_weights
+    from graft.features.extraction import resolve_weights
 
     with pytest.warns(FutureWarning, match="weights="):
         assert resolve_weights("pretrained", pretrained=False) == "none"
