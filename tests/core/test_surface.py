@@ -28,12 +28,14 @@ OLD_FLAGS = {"--random-init", "--output", "--batch", "--candidates", "--device",
              "--no-memory"}  # fmt: skip
 # commands that run a model or read a dataset (export and report run on the CPU; see vocabulary.md)
 HARDWARE = {"fit", "lr-find", "distill", "extract", "probe", "stats", "predict", "evaluate",
-            "select", "demo"}  # fmt: skip
+            "select", "demo", "audit", "serve"}  # fmt: skip
 # ... and those that also start several processes (Lightning's strategy / num_nodes)
 MULTI_PROCESS = {"fit", "lr-find", "distill", "extract", "stats"}
 # commands with a backbone to choose; distill has its two models, --teacher and --student
-MODEL = {"fit", "lr-find", "extract", "probe", "stats", "select", "demo"}
-WEIGHTS = {"fit", "lr-find", "distill", "extract", "probe", "select"}
+MODEL = {"fit", "lr-find", "extract", "probe", "stats", "select", "demo", "audit"}
+WEIGHTS = {"fit", "lr-find", "distill", "extract", "probe", "select", "audit"}
+# flags that start with --batch but are not a batch size (serve: how long a batch waits)
+BATCH_OK = {"--batch-size", "--batch-timeout"}
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -88,7 +90,7 @@ def test_vocabulary(command: str) -> None:
         assert "--weights" in flags, command
     if command == "distill":
         assert {"--teacher", "--student"} <= flags and "--model" not in flags
-    assert not any(f.startswith("--batch") and f != "--batch-size" for f in flags), flags
+    assert not any(f.startswith("--batch") and f not in BATCH_OK for f in flags), flags
     assert not any("worker" in f and f != "--workers" for f in flags), flags
 
 
@@ -237,6 +239,7 @@ def test_calling_an_old_function_name_warns_and_still_works(monkeypatch) -> None
         (["select", "d", "--no-memory"], "memory", "off", "--memory off"),
         (["export", "b", "--per-tensor"], "per_channel", False, "--no-per-channel"),
         (["predict", "b", "x.png", "--device", "cpu"], "old_device", "cpu", "--accelerator"),
+        (["audit", "d", "--device", "cuda:1"], "old_device", "cuda:1", "--accelerator"),
     ],
 )
 def test_old_spellings_work_with_one_warning_line(argv, dest, value, new, capsys) -> None:
