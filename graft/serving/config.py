@@ -17,6 +17,7 @@ from graft.errors import ConfigError
 from graft.options import ACCELERATOR_HELP, option
 
 BACKENDS = ("auto", "torch", "onnx")
+MAX_THREADS = 1024  # torch.set_num_threads overflows on absurd values
 
 
 @dataclass
@@ -108,8 +109,10 @@ def check(cfg: ServeConfig) -> ServeConfig:
         )
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {cfg.port}")
-    if cfg.threads < 0:
-        raise ConfigError(f"--threads must be >= 0 (0: automatic), got {cfg.threads}")
+    if not 0 <= cfg.threads <= MAX_THREADS:
+        raise ConfigError(
+            f"--threads must be in 0..{MAX_THREADS} (0: cores / workers), got {cfg.threads}"
+        )
     _check_devices(cfg.devices)
     if cfg.api_key is not None and len(cfg.api_key) < 8:
         raise ConfigError("--api-key must have at least 8 characters; use a long random string")

@@ -25,7 +25,7 @@ PNG = {"Content-Type": "image/png"}
 @pytest.mark.parametrize(
     "bad",
     [{"max_batch_size": 0}, {"backend": "tensorrt"}, {"port": 70000}, {"batch_timeout": -1},
-     {"api_key": "short"}, {"max_pixels": 0}],
+     {"api_key": "short"}, {"max_pixels": 0}, {"threads": 10**12}, {"devices": "many"}],
 )  # fmt: skip
 def test_check_refuses_impossible_values(bad: dict) -> None:
     with pytest.raises(ConfigError) as e:
