@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from graft.options import ACCELERATOR_HELP, DEVICES_HELP, option
+from graft.options import ACCELERATOR_HELP, DEVICES_HELP, NUM_NODES_HELP, STRATEGY_HELP, option
 
 BUNDLE_HELP = "bundle folder (written by graft fit, graft probe or graft export)"
 
@@ -29,3 +29,5 @@ class InferenceOptions:
         DEVICES_HELP + "; several processes each run a shard of the images, the output is "
         "the one of one process",
     )
+    strategy: str = option("auto", STRATEGY_HELP)
+    num_nodes: int = option(1, NUM_NODES_HELP)

@@ -91,6 +91,8 @@ def evaluate(
     report: bool = True,
     accelerator: str = "auto",
     devices: int | str = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
     device: str | None = None,
 ) -> EvalResult:
     """Evaluate ``bundle`` on ``data`` (see the module docstring); write reports to ``out`` if given.
@@ -107,7 +109,7 @@ def evaluate(
         raise ConfigError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1, got {top_k}")
-    bundle, hw = prepare(bundle, accelerator, devices, device)
+    bundle, hw = prepare(bundle, accelerator, devices, device, strategy, num_nodes)
     samples, skipped = select_samples(data, split, bundle.classes)
     paths = [p for p, _ in samples]
     result = infer_files(bundle, paths, hw, batch_size=batch_size, tta=tta, workers=workers)

@@ -31,13 +31,15 @@ def prepare(
     accelerator: str = "auto",
     devices: int | str = 1,
     device: str | None = None,
+    strategy: str = "auto",
+    num_nodes: int = 1,
 ) -> tuple[Bundle, distributed.Hardware]:
     """The loaded bundle and the hardware to run it on (Lightning's ``accelerator`` / ``devices``).
 
     With several processes this process loads the bundle on the CPU, for its classes and metadata;
     each spawned process loads its own copy on its device. ``device`` is the old spelling.
     """
-    hw = _hardware(accelerator, devices, device)
+    hw = _hardware(accelerator, devices, device, strategy, num_nodes)
     if isinstance(bundle, Bundle):
         return bundle, hw
     if device is not None:
@@ -62,11 +64,13 @@ def infer_files(
     return run_inference(bundle, files, **options)
 
 
-def _hardware(accelerator: str, devices: Any, device: str | None) -> distributed.Hardware:
+def _hardware(
+    accelerator: str, devices: Any, device: str | None, strategy: str, num_nodes: int
+) -> distributed.Hardware:
     if device is not None:  # the old spelling; single_device warns and names the new one
         kind = distributed.single_device(device=device)
         return distributed.Hardware("cpu" if kind == "cpu" else "cuda", 1)
-    return distributed.hardware(accelerator, devices)
+    return distributed.hardware(accelerator, devices, strategy, num_nodes)
 
 
 def _rank(

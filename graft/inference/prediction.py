@@ -53,6 +53,8 @@ def predict(
     workers: int = 0,
     accelerator: str = "auto",
     devices: int | str = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
     device: str | None = None,
 ) -> Predictions:
     """Predict every image in ``paths`` (files, folders searched recursively, globs).
@@ -70,7 +72,7 @@ def predict(
     """
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1, got {top_k}")
-    bundle, hw = prepare(bundle, accelerator, devices, device)
+    bundle, hw = prepare(bundle, accelerator, devices, device, strategy, num_nodes)
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     files, skipped = expand_paths(items)
     if not files:

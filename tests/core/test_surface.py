@@ -30,7 +30,7 @@ OLD_FLAGS = {"--random-init", "--output", "--batch", "--candidates", "--device",
 HARDWARE = {"fit", "lr-find", "distill", "extract", "probe", "stats", "predict", "evaluate",
             "select", "demo", "audit", "serve"}  # fmt: skip
 # ... and those that also start several processes (Lightning's strategy / num_nodes)
-MULTI_PROCESS = {"fit", "lr-find", "distill", "extract", "stats"}
+MULTI_PROCESS = {"fit", "lr-find", "distill", "extract", "stats", "predict", "evaluate"}
 # commands with a backbone to choose; distill has its two models, --teacher and --student
 MODEL = {"fit", "lr-find", "extract", "probe", "stats", "select", "demo", "audit"}
 WEIGHTS = {"fit", "lr-find", "distill", "extract", "probe", "select", "audit"}
