@@ -196,7 +196,7 @@ def _student(
     name: str, seed: int, args: argparse.Namespace, data: Path, folder: Path, out: Path
 ) -> tuple[dict[str, float], dict | None]:
     """Train one student run; return its metrics (and the distill report line)."""
-    from graft.distill import distill
+    from graft.distill import distill_model
     from graft.train import fit
 
     student: dict[str, Any] = {
@@ -215,7 +215,7 @@ def _student(
             "feature_pairs": "auto",
             "feature_loss": args.feature_loss,
         }
-    r = distill(str(data), teacher=str(out / "teacher" / "bundle"), student=args.student,
+    r = distill_model(str(data), teacher=str(out / "teacher" / "bundle"), student=args.student,
                 temperature=args.temperature, latency=seed == 0, **options, **student)  # fmt: skip
     return r.metrics, {"line": r.report, "teacher": vars(r.teacher), "student": vars(r.student)}
 

@@ -65,7 +65,7 @@ def time_runners(runners: dict, batch: torch.Tensor, rounds: int) -> dict[str, f
 def speed(work: Path, data: Path, iters: int) -> dict:
     from graft.bundle import save_bundle
     from graft.data import resolve_data_config
-    from graft.export import Int8Options, export
+    from graft.export import Int8Options, export_model
     from graft.export.runtime import OnnxModel
     from graft.models import create_model
 
@@ -86,7 +86,7 @@ def speed(work: Path, data: Path, iters: int) -> dict:
             "int8": Int8Options(weights="int8"),
         },
     }.items():
-        result = export(bundle, out=work / name.replace(" ", "_"), **kwargs)
+        result = export_model(bundle, out=work / name.replace(" ", "_"), **kwargs)
         exports[name] = {
             "int8": result.int8.to_dict() if result.int8 else None,
             "parity": result.parity,
@@ -138,7 +138,7 @@ def trained_bundle(work: Path, data: Path, given: str | None) -> tuple[Path, dic
 
 
 def accuracy(work: Path, data: Path, bundle: Path) -> dict:
-    from graft.export import Int8Options, export
+    from graft.export import Int8Options, export_model
 
     rows = {}
     variants = {
@@ -152,7 +152,7 @@ def accuracy(work: Path, data: Path, bundle: Path) -> dict:
         },
     }
     for name, kwargs in variants.items():
-        result = export(bundle, data=data, out=work / f"trained_{name}", **kwargs)
+        result = export_model(bundle, data=data, out=work / f"trained_{name}", **kwargs)
         rows[name] = {
             **result.accuracy,
             "top1_agreement_test": _agreement(bundle, result.path, data),

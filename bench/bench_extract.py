@@ -110,7 +110,7 @@ def child_graft(args: argparse.Namespace) -> dict:
     shutil.rmtree(store, ignore_errors=True)
     # graft imports lazily: load the modules before the clock starts, as (a) and (b) import torch
     # before theirs (about 18 s of one-time interpreter work on this machine, not extraction)
-    import graft.features.extract  # noqa: F401
+    import graft.features.extraction  # noqa: F401
 
     start = time.perf_counter()
     f = graft.extract(

@@ -236,8 +236,8 @@ def _old_fit(clf: str, X, y):
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    from graft.features.probe import GRIDS, SEARCH_OVERRIDES, _folds, make_classifier
     from graft.features.probe_search import path_search
+    from graft.features.probing import GRIDS, SEARCH_OVERRIDES, _folds, make_classifier
 
     X = np.asarray(X, dtype=np.float64)
     pipe = Pipeline([("scale", StandardScaler()), ("clf", make_classifier(clf, 0))])

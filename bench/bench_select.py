@@ -31,7 +31,7 @@ from scipy.stats import kendalltau
 from graft.data import sample_dataset
 from graft.io import write_json
 from graft.runtime import tune_allocator
-from graft.select import select
+from graft.select import select_models
 from graft.select.api import CONTROL_SUFFIX, DEFAULT_SCORES
 from graft.train import fit
 
@@ -101,7 +101,7 @@ def run_select(
         times = json.loads(done.read_text())
         return json.loads((out / "select" / "selection.json").read_text())["rows"], times
     started, cpu0 = time.perf_counter(), cpu_seconds()
-    sel = select(
+    sel = select_models(
         data,
         names,
         image_size=args.image_size,

@@ -81,7 +81,7 @@ def make_bundles(work: Path, size: int) -> dict[str, Path]:
     """Lite0 bundle at ``size`` px (shipped ImageNet weights, 10-class head) and its ONNX export."""
     from graft.bundle import save_bundle
     from graft.data import resolve_data_config
-    from graft.export import export
+    from graft.export import export_model
     from graft.models import create_model
 
     torch_dir, onnx_dir = work / f"lite0_{size}", work / f"lite0_{size}_onnx"
@@ -90,7 +90,7 @@ def make_bundles(work: Path, size: int) -> dict[str, Path]:
         save_bundle(torch_dir, model, [f"c{i}" for i in range(10)],
                     resolve_data_config(model, image_size=size))  # fmt: skip
     if not (onnx_dir / "model.json").exists():
-        export(torch_dir, out=onnx_dir)
+        export_model(torch_dir, out=onnx_dir)
     return {"torch": torch_dir, "onnx": onnx_dir}
 
 

@@ -66,7 +66,7 @@ def audit(
         ['audit.html', 'audit.json', 'clean.csv', 'config.yaml', 'features', 'issues.csv']
     """
     base = _config.to_dict(config) if config is not None else {}
-    cfg = _config.from_dict(AuditConfig, {**base, **{k: v for k, v in options.items()}})
+    cfg = _config.from_dict(AuditConfig, {**base, **_old_device(options)})
     if data is not None:
         cfg.data = os.fspath(data)
     if not cfg.data:
@@ -122,7 +122,7 @@ def _features(cfg: AuditConfig) -> tuple[Any, list[str], list[tuple[str, str]]]:
     from graft.features.store import FeatureStore
 
     store_dir = Path(cfg.features) if cfg.features else Path(cfg.out) / "features"
-    pretrained, model_args = _weights(cfg.weights)
+    _check_weights(cfg.weights)
     feats = extract(
         cfg.data,
         model=cfg.model,
@@ -130,10 +130,10 @@ def _features(cfg: AuditConfig) -> tuple[Any, list[str], list[tuple[str, str]]]:
         batch_size=cfg.batch_size,
         workers=cfg.workers,
         out=store_dir,
-        pretrained=pretrained,
-        device=cfg.device,
+        weights=cfg.weights,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
         progress=cfg.progress,
-        model_args=model_args,
     )
     if len(feats) < 3:
         raise DataError(f"{cfg.data} has {len(feats)} readable images; an audit needs at least 3.")
@@ -142,17 +142,26 @@ def _features(cfg: AuditConfig) -> tuple[Any, list[str], list[tuple[str, str]]]:
     return feats, [sha[f] for f in feats.files], [tuple(s) for s in store.skipped]
 
 
-def _weights(weights: str) -> tuple[bool, dict[str, Any]]:
-    if weights == "pretrained":
-        return True, {}
-    if weights == "none":
-        return False, {}
-    if not Path(weights).is_file():
+def _old_device(options: dict[str, Any]) -> dict[str, Any]:
+    """``device="cuda:1"`` (the old spelling, one release) -> ``accelerator`` / ``devices``."""
+    if "device" not in options:
+        return dict(options)
+    from graft.options import warn_deprecated
+
+    warn_deprecated("device=", "accelerator= and devices=")
+    options = dict(options)
+    kind, _, index = str(options.pop("device")).partition(":")
+    options.setdefault("accelerator", kind)
+    options.setdefault("devices", f"{index}," if index else "1")
+    return options
+
+
+def _check_weights(weights: str) -> None:
+    if weights not in ("pretrained", "none") and not Path(weights).is_file():
         raise ConfigError(
             f"weights {weights!r} is neither 'pretrained', 'none' nor an existing weights file. "
             "Fix: --weights pretrained, --weights none, or the path of a .pth/.safetensors file."
         )
-    return False, {"weights": weights}
 
 
 def _duplicates(result, cfg, digests, unit, idx, store_path) -> None:
@@ -195,9 +204,10 @@ def _probabilities(cfg: AuditConfig, feats: Any, space: np.ndarray) -> np.ndarra
 
 def _bundle_probabilities(cfg: AuditConfig, feats: Any) -> np.ndarray:
     from graft.bundle import load_bundle
+    from graft.distributed import hardware
     from graft.inference.runner import run_inference
 
-    bundle = load_bundle(cfg.bundle, device=cfg.device)
+    bundle = load_bundle(cfg.bundle, device=hardware(cfg.accelerator, cfg.devices).device(0))
     missing = sorted(set(feats.classes) - set(bundle.classes))
     if missing:
         raise DataError(

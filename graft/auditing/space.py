@@ -30,6 +30,6 @@ def project(
     if z.shape[1] <= dims:
         return z
     rows = np.random.default_rng(seed).permutation(len(z))[:sample]
-    with threadpool_limits(1):  # see graft.features.probe: 1 BLAS thread is faster on shared CPUs
+    with threadpool_limits(1):  # see graft.features.probing: 1 BLAS thread is faster on shared CPUs
         _, _, vt = np.linalg.svd(z[np.sort(rows)], full_matrices=False)
         return z @ vt[:dims].T

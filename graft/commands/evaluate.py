@@ -59,10 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from graft import distributed
     from graft.inference.evaluation import evaluate
 
     opts = resolve(args, EvaluateOptions, **hardware_of(args, {}))
+    launched = distributed.init_from_env()  # torchrun / srun: this process is one rank
     result = evaluate(opts.bundle, opts.data, **kwargs_of(opts, skip=("bundle", "data")))
+    if launched and not distributed.is_rank_zero():  # every rank has the result; one reports
+        return 0
     lines = [result.summary()]
     for row in result.metrics["per_class"]:
         lines.append(

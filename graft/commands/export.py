@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from graft.commands._common import add_parser, emit
+from graft.commands._common import add_parser, emit, save_config
 from graft.export.options import Int8Options
 from graft.options import add_deprecated, option, resolve
 
@@ -48,7 +48,9 @@ class ExportOptions:
         default_text="none",
     )
     out: str | None = option(
-        None, "output bundle folder", default_text="BUNDLE-onnx, BUNDLE-onnx-int8, ..."
+        None,
+        "output bundle folder (with config.yaml)",
+        default_text="BUNDLE-onnx, BUNDLE-onnx-int8, ...",
     )
     opset: int = option(17, "ONNX opset")
     calibration_images: int | None = option(
@@ -150,5 +152,6 @@ def run(args: argparse.Namespace) -> int:
         "accuracy": result.accuracy,
         "int8": dataclasses.asdict(result.int8) if result.int8 else None,
     }
+    save_config(opts, result.path)
     emit(args, data, result.summary())
     return 0

@@ -14,7 +14,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from graft.commands._common import add_parser, emit, note
+from graft.commands._common import add_parser, emit, note, save_config
 from graft.options import (
     ACCELERATOR_HELP,
     DEVICES_HELP,
@@ -50,7 +50,9 @@ class ExtractOptions:
         "avg", "pool maps to vectors (avg: the model's own pre-logits; max) or keep them (none)"
     )
     image_size: int | None = option(None, "input size in pixels", default_text="the model's")
-    out: str | None = option(None, "feature store folder", default_text="DATA's name + '-features'")
+    out: str | None = option(
+        None, "feature store folder (with config.yaml)", default_text="DATA's name + '-features'"
+    )
     batch_size: int = option(64, "images per batch (per process)")
     workers: int | None = option(
         None, "image decoding processes", default_text="cores - 1, at most 4"
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     f = extract(opts.data, progress=opts.progress and not args.quiet, **kwargs)
     if launched and not distributed.is_rank_zero():
         return 0
+    save_config(opts, opts.out)
     counts = {s: f.splits.count(s) for s in f.split_names}
     shape = list(f.features.shape[1:])
     text = (

@@ -7,11 +7,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from graft.commands._common import add_parser, emit
-from graft.options import combine, option
+from graft.commands._common import add_parser, emit, save_config
+from graft.options import combine, kwargs_of, option
 from graft.train.config import FitConfig
 
 
@@ -34,7 +35,7 @@ LRFindCommand = combine(
     LRFindOptions,
     FitConfig,
     skip=_NOT_FIT,
-    helps={"out": "folder for lr_find.json and lr_find.png"},
+    helps={"out": "folder for lr_find.json, lr_find.png and config.yaml"},
 )
 OPTIONS = {"lr-find": LRFindCommand}
 
@@ -46,25 +47,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         LRFindCommand,
         help="learning-rate range test (Lightning's LR finder)",
         description="Grow the LR exponentially over a few batches and suggest one from the loss "
-        "curve. Takes graft fit's options (model, image size, batch size, ...); writes lr_find.png "
-        "to --out.",
+        "curve. Takes graft fit's options (model, image size, batch size, ...) and --config reads "
+        "a graft fit config.yaml too; writes lr_find.json, lr_find.png and config.yaml to --out.",
     )
     p.add_argument("data", help="image folder (class sub-folders or train/val/test) or CSV")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from graft.config import from_dict
+    from graft.distributed import is_rank_zero
     from graft.train.cli_options import options_from_args
+    from graft.train.fitting import resolve_config
     from graft.train.lr_finder import lr_find
 
-    config = FitConfig.load(args.config) if args.config else None
-    own = options_from_args(args, LRFindOptions)
-    defaults = LRFindOptions()
-    result = lr_find(args.data, phase=own.get("phase", defaults.phase),
-                     min_lr=own.get("min_lr", defaults.min_lr),
-                     max_lr=own.get("max_lr", defaults.max_lr),
-                     steps=own.get("steps", defaults.steps),
-                     config=config, **options_from_args(args))  # fmt: skip
+    own_yaml, fit_yaml = _read_config(args.config)
+    own = from_dict(LRFindOptions, {**own_yaml, **options_from_args(args, LRFindOptions)})
+    cfg = resolve_config(args.data, fit_yaml, {**options_from_args(args), "resume": False})
+    result = lr_find(cfg.data, config=cfg, **kwargs_of(own))
+    if is_rank_zero():  # several processes (--devices N): one writer
+        fit_fields = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_FIT}
+        save_config(LRFindCommand(**kwargs_of(own), **fit_fields), cfg.out)
     shown = (
         f"{result.suggestion:.3g}"
         if result.suggestion is not None
@@ -75,3 +78,17 @@ def run(args: argparse.Namespace) -> int:
         args, data, f"suggested learning rate ({result.phase} phase): {shown}\nplot: {result.plot}"
     )
     return 0
+
+
+def _read_config(path: str | None) -> tuple[dict[str, Any], FitConfig | None]:
+    """``--config`` YAML: lr-find's own keys, and the fit options (``graft fit``'s config.yaml or
+    an earlier ``graft lr-find``'s: both are read)."""
+    if not path:
+        return {}, None
+    from graft.config import from_dict, read_yaml
+
+    data = read_yaml(path)
+    from_dict(LRFindCommand, {k: v for k, v in data.items() if k not in _NOT_FIT}, where=str(path))
+    own = {f.name for f in dataclasses.fields(LRFindOptions)}
+    fit = from_dict(FitConfig, {k: v for k, v in data.items() if k not in own}, where=str(path))
+    return {k: v for k, v in data.items() if k in own}, fit

@@ -48,10 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from graft import distributed
     from graft.inference.prediction import predict, predictions_csv, write_predictions
 
     opts = resolve(args, PredictOptions, **hardware_of(args, {}))
+    launched = distributed.init_from_env()  # torchrun / srun: this process is one rank
     preds = predict(opts.bundle, opts.paths, **kwargs_of(opts, skip=("bundle", "paths", "out")))
+    if launched and not distributed.is_rank_zero():  # every rank has the predictions; one writes
+        return 0
     path = out_file(opts.out, "predictions.csv", (".csv", ".json"))
     if path is not None:
         write_predictions(preds, path)

@@ -13,7 +13,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Literal
 
-from graft.commands._common import add_parser, emit, note
+from graft.commands._common import add_parser, emit, note, save_config
 from graft.commands.extract import (
     MODEL_HELP,
     WEIGHTS_HELP,
@@ -83,7 +83,9 @@ class ProbeOptions:
     )
     seed: int = option(0, "random seed of the held-out split and of the classifier")
     out: str | None = option(
-        None, "bundle folder for graft predict / evaluate", default_text="not saved"
+        None,
+        "bundle folder for graft predict / evaluate (with config.yaml)",
+        default_text="not saved",
     )
     features_out: str | None = option(
         None, "also keep the extracted features in this folder (a feature store)",
@@ -132,5 +134,6 @@ def run(args: argparse.Namespace) -> int:
     data["bundle"] = str(result.bundle) if result.bundle else None
     emit(args, data, result.summary())
     if result.bundle:
+        save_config(opts, result.bundle)
         note(f"bundle: {result.bundle}")
     return 0

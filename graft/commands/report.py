@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
-from graft.commands._common import add_parser, emit, note, out_file
+from graft.commands._common import add_parser, emit, note, out_file, save_config
 from graft.options import option, resolve
 
 
@@ -21,7 +22,11 @@ class ReportOptions:
     run_dir: str = option(
         None, "run folder written by graft fit (its --out)", positional=True, metavar="RUN_DIR"
     )
-    out: str | None = option(None, "folder for report.html", default_text="RUN_DIR")
+    out: str | None = option(
+        None,
+        "folder for report.html (and config.yaml unless it is RUN_DIR)",
+        default_text="RUN_DIR",
+    )
     gradcam: int = option(8, "images with a Grad-CAM overlay (0: none)")
     mistakes: int = option(12, "most confident mistakes shown")
     evaluation: str | None = option(
@@ -66,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         evaluation=opts.evaluation,
         max_images=opts.max_images,
     )
+    if opts.out and Path(path).name == "report.html" and not _same(Path(path).parent, opts.run_dir):
+        save_config(opts, Path(path).parent)  # never over the run folder's own config.yaml (fit's)
     note(f"report written to {path}")
     emit(args, {"report": str(path)}, str(path))
     return 0
+
+
+def _same(a: Path | str, b: Path | str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()

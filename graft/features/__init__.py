@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from graft.features import probe_bundle as _probe_bundle  # noqa: F401  (registers kind "probe")
 from graft.features.arrays import Features
-from graft.features.extract import extract
+from graft.features.extraction import extract
 from graft.features.layers import LayerReader
-from graft.features.probe import CLASSIFIERS, Probe
 from graft.features.probe_api import ProbeResult, probe
+from graft.features.probing import CLASSIFIERS, Probe
 
 __all__ = ["CLASSIFIERS", "Features", "LayerReader", "Probe", "ProbeResult", "extract", "probe"]

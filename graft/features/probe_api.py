@@ -21,9 +21,9 @@ from torch import nn
 
 from graft.errors import DataError, GraftError, WeightsNotFoundError
 from graft.features.arrays import Features
-from graft.features.extract import DEFAULT_MODEL, extract, weights_hash
+from graft.features.extraction import DEFAULT_MODEL, extract, weights_hash
 from graft.features.kernels import parse_bytes
-from graft.features.probe import Probe
+from graft.features.probing import Probe
 from graft.log import get_logger
 
 log = get_logger("graft.features")
@@ -116,7 +116,7 @@ def probe(
         >>> r.test_accuracy  # doctest: +SKIP
         0.93
     """
-    from graft.features.extract import resolve_weights
+    from graft.features.extraction import resolve_weights
 
     parse_bytes(max_memory)  # a bad size fails now, not after the extraction
     start = time.perf_counter()

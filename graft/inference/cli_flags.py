@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from graft.options import ACCELERATOR_HELP, option
+from graft.options import ACCELERATOR_HELP, DEVICES_HELP, NUM_NODES_HELP, STRATEGY_HELP, option
 
 BUNDLE_HELP = "bundle folder (written by graft fit, graft probe or graft export)"
 
@@ -25,5 +25,9 @@ class InferenceOptions:
     workers: int = option(0, "image decoding processes (0: in the main process)")
     accelerator: str = option("auto", ACCELERATOR_HELP + "; PyTorch bundles (ONNX runs on the CPU)")
     devices: str = option(
-        "1", "the device to run on: 1, or one GPU index such as 1, (as in Lightning)"
+        "1",
+        DEVICES_HELP + "; several processes each run a shard of the images, the output is "
+        "the one of one process",
     )
+    strategy: str = option("auto", STRATEGY_HELP)
+    num_nodes: int = option(1, NUM_NODES_HELP)

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from graft.bundle import Bundle, load_bundle
+from graft.bundle import Bundle
 from graft.data.scan import SPLIT_NAMES, Sample, scan_dataset
-from graft.distributed import single_device
+from graft.distributed import is_rank_zero
 from graft.errors import ConfigError, DataError, suggest
 from graft.inference.metrics import classification_metrics
+from graft.inference.parallel import infer_files, prepare
 from graft.inference.plots import plot_confusion
-from graft.inference.runner import run_inference
 from graft.io import write_json, write_text
 from graft.log import get_logger
 
@@ -91,6 +91,8 @@ def evaluate(
     report: bool = True,
     accelerator: str = "auto",
     devices: int | str = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
     device: str | None = None,
 ) -> EvalResult:
     """Evaluate ``bundle`` on ``data`` (see the module docstring); write reports to ``out`` if given.
@@ -107,11 +109,10 @@ def evaluate(
         raise ConfigError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1, got {top_k}")
-    device = single_device(accelerator, devices, device, what="predict/evaluate")
-    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
+    bundle, hw = prepare(bundle, accelerator, devices, device, strategy, num_nodes)
     samples, skipped = select_samples(data, split, bundle.classes)
     paths = [p for p, _ in samples]
-    result = run_inference(bundle, paths, batch_size=batch_size, tta=tta, workers=workers)
+    result = infer_files(bundle, paths, hw, batch_size=batch_size, tta=tta, workers=workers)
     skipped += [(paths[i], reason) for i, reason in sorted(result.failed.items())]
     if not result.index:
         raise DataError(
@@ -138,7 +139,7 @@ def evaluate(
         [paths[i] for i in result.index],
         skipped,
     )
-    if out is not None:
+    if out is not None and is_rank_zero():  # under torchrun every rank has the result; one writes
         evaluation.out = write_report(evaluation, out)
         if report:
             write_run_report(bundle.path, evaluation.out)

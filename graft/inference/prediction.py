@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from graft.bundle import Bundle, load_bundle
-from graft.distributed import single_device
+from graft.bundle import Bundle
 from graft.errors import ConfigError, DataError
 from graft.inference.inputs import expand_paths
-from graft.inference.runner import run_inference
+from graft.inference.parallel import infer_files, prepare
 from graft.io import write_json, write_text
 from graft.log import get_logger
 from graft.names import escape_name
@@ -54,13 +53,17 @@ def predict(
     workers: int = 0,
     accelerator: str = "auto",
     devices: int | str = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
     device: str | None = None,
 ) -> Predictions:
     """Predict every image in ``paths`` (files, folders searched recursively, globs).
 
     Each row: ``{"path", "label", "prob", "top_k": [{"label", "prob"}, ...]}`` with ``top_k``
     entries sorted by probability (capped at the number of classes). ``workers`` > 0 decodes images
-    in that many processes (the skip reasons then read "unreadable").
+    in that many processes (the skip reasons then read "unreadable"). ``accelerator`` /
+    ``devices`` as in Lightning: ``accelerator="cpu", devices=2`` predicts in two processes, each a
+    shard of the images (:mod:`graft.inference.parallel`); the result is the one of one process.
 
     Example:
         >>> preds = predict("bundle", "photos/", top_k=2)  # doctest: +SKIP
@@ -69,8 +72,7 @@ def predict(
     """
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1, got {top_k}")
-    device = single_device(accelerator, devices, device, what="predict/evaluate")
-    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
+    bundle, hw = prepare(bundle, accelerator, devices, device, strategy, num_nodes)
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     files, skipped = expand_paths(items)
     if not files:
@@ -78,7 +80,7 @@ def predict(
             f"no images to predict in {[os.fspath(p) for p in items][:5]} ({skipped[:3]}). "
             "Give image files, folders or globs such as 'photos/*.jpg'."
         )
-    out = run_inference(bundle, files, batch_size=batch_size, tta=tta, workers=workers)
+    out = infer_files(bundle, files, hw, batch_size=batch_size, tta=tta, workers=workers)
     skipped += [(files[i], reason) for i, reason in sorted(out.failed.items())]
     rows = [
         _row(files[i], p, bundle.classes, top_k) for i, p in zip(out.index, out.probs, strict=True)

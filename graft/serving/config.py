@@ -10,106 +10,80 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from graft.errors import ConfigError
+from graft.options import ACCELERATOR_HELP, option
 
 BACKENDS = ("auto", "torch", "onnx")
+MAX_THREADS = 1024  # torch.set_num_threads overflows on absurd values
 
 
 @dataclass
 class ServeConfig:
     """Options of :func:`graft.serve` / ``graft serve BUNDLE``; ``bundle`` is the positional argument."""
 
-    bundle: str = field(
-        default="",
-        metadata={
-            "help": "bundle folder to serve (graft fit, graft probe or graft export writes one)"
-        },
+    bundle: str = option(
+        "", "bundle folder to serve (graft fit, graft probe or graft export writes one)",
+        positional=True,
+    )  # fmt: skip
+    host: str = option(
+        "127.0.0.1",
+        "address to bind; the default answers this machine only. Use 0.0.0.0 to accept other "
+        "machines, behind a proxy with TLS and an --api-key",
     )
-    host: str = field(
-        default="127.0.0.1",
-        metadata={
-            "help": "address to bind; the default answers this machine only. Use 0.0.0.0 to accept "
-            "other machines, behind a proxy with TLS and an --api-key (default: 127.0.0.1)"
-        },
+    port: int = option(8000, "TCP port to listen on (0: any free port)")
+    backend: Literal["auto", "torch", "onnx"] = option(
+        "auto",
+        "auto: the bundle's own kind; torch: a PyTorch bundle; onnx: onnxruntime (an ONNX bundle, "
+        "or a PyTorch bundle exported to ONNX at start-up)",
     )
-    port: int = field(default=8000, metadata={"help": "TCP port to listen on (0: any free port)"})
-    backend: Literal["auto", "torch", "onnx"] = field(
-        default="auto",
-        metadata={
-            "help": "auto: the bundle's own kind; torch: a PyTorch bundle; onnx: onnxruntime (an ONNX "
-            "bundle, or a PyTorch bundle exported to ONNX at start-up)"
-        },
+    max_batch_size: int = option(
+        32,
+        "most images run through the model at once; concurrent requests are batched up to this. "
+        "1 turns batching off",
     )
-    max_batch_size: int = field(
-        default=32,
-        metadata={
-            "help": "most images run through the model at once; concurrent requests are batched up "
-            "to this. 1 turns batching off"
-        },
+    batch_timeout: float = option(
+        5.0,
+        "milliseconds the first image of a batch waits for others to join; more gives bigger "
+        "batches under load, at that much extra latency when idle",
     )
-    batch_timeout: float = field(
-        default=5.0,
-        metadata={
-            "help": "milliseconds the first image of a batch waits for others to join; more gives "
-            "bigger batches under load, at that much extra latency when idle"
-        },
+    top_k: int = option(5, "classes returned per image unless a request asks ?top_k=N")
+    gradcam: bool = option(
+        False,
+        "allow ?gradcam=1 requests to get a Grad-CAM overlay PNG (PyTorch backend only; costs a "
+        "backward pass per image)",
     )
-    top_k: int = field(
-        default=5, metadata={"help": "classes returned per image unless a request asks ?top_k=N"}
+    max_body_mb: float = option(
+        20.0, "largest request body in MB; bigger ones get 413 before being read"
     )
-    gradcam: bool = field(
-        default=False,
-        metadata={
-            "help": "allow ?gradcam=1 requests to get a Grad-CAM overlay PNG (PyTorch backend only; "
-            "costs a backward pass per image)"
-        },
+    max_pixels: int = option(
+        40_000_000,
+        "largest image in pixels (width x height), checked from the header before decoding: "
+        "decompression bombs get 413",
     )
-    max_body_mb: float = field(
-        default=20.0,
-        metadata={"help": "largest request body in MB; bigger ones get 413 before being read"},
+    max_images: int = option(64, "most images in one multipart request")
+    api_key: str | None = option(
+        None,
+        "require this key (header X-API-Key or 'Authorization: Bearer KEY') on every route but "
+        "/health; also read from the GRAFT_API_KEY environment variable",
+        default_text="none",
     )
-    max_pixels: int = field(
-        default=40_000_000,
-        metadata={
-            "help": "largest image in pixels (width x height), checked from the header before "
-            "decoding: decompression bombs get 413"
-        },
+    workers: int = option(
+        1,
+        "server processes (uvicorn workers), each with its own copy of the model and its own "
+        "batches; more than 1 only pays with more cores than one process's threads use",
     )
-    max_images: int = field(default=64, metadata={"help": "most images in one multipart request"})
-    api_key: str | None = field(
-        default=None,
-        metadata={
-            "help": "require this key (header X-API-Key or 'Authorization: Bearer KEY') on every "
-            "route but /health; also read from the GRAFT_API_KEY environment variable (default: none)"
-        },
+    threads: int = option(0, "torch / onnxruntime threads per process (0: cores / workers)")
+    accelerator: str = option("cpu", ACCELERATOR_HELP + "; the onnx backend runs on the CPU")
+    devices: str = option(
+        "auto",
+        "the GPUs the server processes use, round-robin: N, a list such as 0,2, or auto (every "
+        "GPU), as in Lightning; on the CPU the processes are --workers",
     )
-    workers: int = field(
-        default=1,
-        metadata={
-            "help": "server processes, each with its own copy of the model and its own batches; "
-            "more than 1 only pays with more cores than one process's threads use"
-        },
-    )
-    threads: int = field(
-        default=0,
-        metadata={"help": "torch / onnxruntime threads per process (0: cores / workers)"},
-    )
-    accelerator: str = field(
-        default="cpu",
-        metadata={
-            "help": "cpu, gpu/cuda or auto (Lightning's meaning); the onnx backend is CPU only"
-        },
-    )
-    devices: int = field(
-        default=1,
-        metadata={"help": "how many GPUs; workers are spread over them round-robin"},
-    )
-    graceful_timeout: float = field(
-        default=30.0,
-        metadata={"help": "seconds SIGTERM waits for in-flight requests before closing"},
+    graceful_timeout: float = option(
+        30.0, "seconds SIGTERM waits for in-flight requests before closing"
     )
 
 
@@ -122,7 +96,6 @@ def check(cfg: ServeConfig) -> ServeConfig:
         "top_k": cfg.top_k,
         "max_images": cfg.max_images,
         "workers": cfg.workers,
-        "devices": cfg.devices,
         "max_pixels": cfg.max_pixels,
     }
     for name, value in positive.items():
@@ -136,8 +109,25 @@ def check(cfg: ServeConfig) -> ServeConfig:
         )
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {cfg.port}")
-    if cfg.threads < 0:
-        raise ConfigError(f"--threads must be >= 0 (0: automatic), got {cfg.threads}")
+    if not 0 <= cfg.threads <= MAX_THREADS:
+        raise ConfigError(
+            f"--threads must be in 0..{MAX_THREADS} (0: cores / workers), got {cfg.threads}"
+        )
+    _check_devices(cfg.devices)
     if cfg.api_key is not None and len(cfg.api_key) < 8:
         raise ConfigError("--api-key must have at least 8 characters; use a long random string")
     return cfg
+
+
+def _check_devices(devices: object) -> None:
+    """``auto``, a count >= 1 (-1: every GPU) or a list of GPU indices such as ``0,2``."""
+    text = str(devices).strip().lower()
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if text in ("auto", "-1"):
+        return
+    if items and all(t.isdigit() for t in items) and ("," in text or int(text) >= 1):
+        return
+    raise ConfigError(
+        f"--devices must be auto, a number of GPUs or a list such as 0,2 (as in Lightning), "
+        f"got {devices!r}"
+    )

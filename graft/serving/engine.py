@@ -157,9 +157,8 @@ class Engine:
         import graft
 
         meta, cfg = self.bundle.meta, self.config
-        spec = meta.get("spec") or meta.get("source", {}).get("spec") or {}
         return {
-            "model": spec.get("name") or spec.get("model") or meta.get("kind"),
+            "model": model_name(meta),
             "kind": self.bundle.kind,
             "backend": self.backend,
             "classes": list(self.bundle.classes),
@@ -186,26 +185,31 @@ class Engine:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def resolve_device(accelerator: str, devices: int, worker: int = 0) -> str:
-    """Lightning's ``accelerator`` -> a torch device string (workers spread over ``devices`` GPUs).
+def model_name(meta: dict[str, Any]) -> str | None:
+    """The backbone a bundle's ``model.json`` names (its spec, or the spec it was exported from).
 
     Example:
-        >>> resolve_device("cpu", 1)
+        >>> model_name({"kind": "classifier", "spec": {"name": "test_vit"}})
+        'test_vit'
+    """
+    spec = meta.get("spec") or meta.get("source", {}).get("spec") or {}
+    return spec.get("name") or spec.get("model") or meta.get("kind")
+
+
+def resolve_device(accelerator: str, devices: int | str = "auto", worker: int = 0) -> str:
+    """Lightning's ``accelerator`` / ``devices`` -> the torch device of server process ``worker``.
+
+    Server processes are spread round-robin over the GPUs ``devices`` names (``auto``: every GPU,
+    ``N``: the first N, ``0,2``: those two); on the CPU every process uses the CPU.
+
+    Example:
+        >>> resolve_device("cpu", "auto")
         'cpu'
     """
-    name = accelerator.lower()
-    if name == "auto":
-        name = "gpu" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name not in ("gpu", "cuda"):
-        raise ConfigError(f"--accelerator must be cpu, gpu, cuda or auto, got {accelerator!r}")
-    if not torch.cuda.is_available():
-        raise ConfigError("--accelerator gpu: no CUDA device is visible; use --accelerator cpu")
-    available = torch.cuda.device_count()
-    if devices > available:
-        raise ConfigError(f"--devices {devices}: only {available} CUDA device(s) are visible")
-    return f"cuda:{worker % devices}"
+    from graft.distributed import hardware
+
+    hw = hardware(accelerator, devices)
+    return hw.device(worker) if hw.kind == "cuda" else hw.kind
 
 
 def _backend_of(bundle: Bundle) -> str:

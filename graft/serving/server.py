@@ -15,6 +15,9 @@ import os
 import signal
 import socket
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -65,11 +68,21 @@ def _importable(module: str) -> bool:
     return True
 
 
-def serve(bundle: str | os.PathLike, config: ServeConfig | None = None, **options: Any) -> None:
+def serve(
+    bundle: str | os.PathLike,
+    config: ServeConfig | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    **options: Any,
+) -> None:
     """Serve ``bundle`` over HTTP until stopped; ``options`` are :class:`ServeConfig` fields.
 
+    ``on_ready`` is called once the server accepts requests, with ``{"url", "host", "port",
+    "model", "backend", "classes"}`` (``graft serve --json`` prints it).
+
     Example:
-        >>> serve("runs/pets/bundle", port=0, api_key="a-long-random-key")  # doctest: +SKIP
+        >>> serve("runs/pets/bundle", port=0, api_key="a-long-random-key",
+        ...       on_ready=print)  # doctest: +SKIP
+        {'url': 'http://127.0.0.1:41234', 'host': '127.0.0.1', 'port': 41234, ...}
     """
     require_deps()
     passive_omp()
@@ -82,29 +95,37 @@ def serve(bundle: str | os.PathLike, config: ServeConfig | None = None, **option
         raise_unknown("serve option", unknown[0], sorted(known))
     cfg = check(ServeConfig(**{**base, **options, "bundle": os.fspath(bundle)}))
     if cfg.workers > 1:
-        _serve_workers(cfg)
+        _serve_workers(cfg, on_ready)
     else:
-        _serve_one(cfg)
+        _serve_one(cfg, on_ready)
 
 
-def _serve_one(cfg: ServeConfig) -> None:
+def _serve_one(cfg: ServeConfig, on_ready: Callable[[dict[str, Any]], None] | None) -> None:
     import uvicorn
 
     from graft.serving.app import create_app
-    from graft.serving.engine import Engine
+    from graft.serving.engine import Engine, model_name
 
     engine = Engine.load(cfg)  # errors in the bundle or options surface here, before binding
     app = create_app(cfg, engine)
     sock = _bind(cfg.host, cfg.port)
     port = sock.getsockname()[1]
+    classes = list(engine.bundle.classes)
+
+    def started() -> None:
+        _announce(cfg, port, engine.backend, len(classes))
+        if on_ready is not None:
+            on_ready(ready_document(cfg, port, model_name(engine.bundle.meta), engine.backend,
+                                    classes))  # fmt: skip
+
     server = graceful_server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           timeout_graceful_shutdown=cfg.graceful_timeout))  # fmt: skip
-    _announce(cfg, port, engine.backend, engine.bundle.num_classes)
+                                           timeout_graceful_shutdown=cfg.graceful_timeout),
+                             on_started=started)  # fmt: skip
     server.run(sockets=[sock])
     print("graft serve: stopped", file=sys.stderr, flush=True)
 
 
-def _serve_workers(cfg: ServeConfig) -> None:
+def _serve_workers(cfg: ServeConfig, on_ready: Callable[[dict[str, Any]], None] | None) -> None:
     """``--workers N``: uvicorn's process manager, each worker builds the app from the environment."""
     import uvicorn
 
@@ -114,16 +135,26 @@ def _serve_workers(cfg: ServeConfig) -> None:
         raise ConfigError("--workers > 1 needs a fixed --port (0 would give each worker its own)")
     os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
     _announce(cfg, cfg.port, cfg.backend, None)
+    if on_ready is not None:  # the workers load the model: ready once one of them answers
+        threading.Thread(target=_when_healthy, args=(cfg, on_ready), daemon=True).start()
     uvicorn.run("graft.serving.app:app_from_env", factory=True, host=cfg.host, port=cfg.port,
                 workers=cfg.workers, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=cfg.graceful_timeout)  # fmt: skip
 
 
-def graceful_server(config: Any) -> Any:
-    """A uvicorn server whose SIGTERM/SIGINT mean "finish in-flight requests, then return"."""
+def graceful_server(config: Any, on_started: Callable[[], None] | None = None) -> Any:
+    """A uvicorn server whose SIGTERM/SIGINT mean "finish in-flight requests, then return".
+
+    ``on_started`` runs once the application has started and the server accepts connections.
+    """
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
+        async def startup(self, sockets: list | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit and on_started is not None:
+                on_started()
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if self.should_exit and sig == signal.SIGINT:
                 self.force_exit = True  # a second Ctrl-C: stop now
@@ -157,3 +188,42 @@ def _announce(cfg: ServeConfig, port: int, backend: str, classes: int | None) ->
     auth = ", API key required" if cfg.api_key or os.environ.get("GRAFT_API_KEY") else ""
     print(f"graft serve: listening on http://{host}:{port} ({what}{auth})", file=sys.stderr,
           flush=True)  # fmt: skip
+
+
+def ready_document(
+    cfg: ServeConfig, port: int, model: str | None, backend: str, classes: list[str]
+) -> dict[str, Any]:
+    """What ``graft serve --json`` prints once the server is ready.
+
+    Example:
+        >>> ready_document(ServeConfig(bundle="b"), 8000, "test_vit", "torch", ["a", "b"])["url"]
+        'http://127.0.0.1:8000'
+    """
+    host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    return {"url": f"http://{host}:{port}", "host": cfg.host, "port": port, "model": model,
+            "backend": backend, "classes": list(classes)}  # fmt: skip
+
+
+def _when_healthy(cfg: ServeConfig, on_ready: Callable[[dict[str, Any]], None]) -> None:
+    """Poll ``/health`` until a worker answers, then call ``on_ready`` with the bundle's summary."""
+    import urllib.request
+    from pathlib import Path
+
+    from graft.bundle import read_meta
+    from graft.serving.engine import model_name
+
+    path = Path(cfg.bundle)
+    meta = read_meta(path.parent if path.is_file() else path)
+    backend = (
+        cfg.backend if cfg.backend != "auto" else ("onnx" if meta["kind"] == "onnx" else "torch")
+    )
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cfg.host, cfg.host)
+    url = f"http://{f'[{local}]' if ':' in local else local}:{cfg.port}/health"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 (our own server)
+                if reply.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.2)
+    on_ready(ready_document(cfg, cfg.port, model_name(meta), backend, list(meta["classes"])))

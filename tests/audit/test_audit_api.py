@@ -160,7 +160,7 @@ def test_bundle_probabilities_replace_the_probe(planted: dict, audited, tmp_path
 
     store = str(Path(audited.out) / "features")
     torch.manual_seed(0)
-    graft.probe(planted["root"], model="test_efficientnet", pretrained=False, workers=0,
+    graft.probe(planted["root"], model="test_efficientnet", weights="none", workers=0,
                 features_out=store, out=str(tmp_path / "bundle"))  # fmt: skip
     result = _audit(planted["root"], out=str(tmp_path / "b"), features=store, near_cosine=0.99,
                     bundle=str(tmp_path / "bundle"))  # fmt: skip
@@ -170,3 +170,40 @@ def test_bundle_probabilities_replace_the_probe(planted: dict, audited, tmp_path
     with pytest.raises(Exception, match="bundle"):
         _audit(planted["root"], out=str(tmp_path / "c"), features=store,
                bundle=str(tmp_path / "missing"))  # fmt: skip
+
+
+def test_two_processes_give_the_audit_of_one(planted: dict, tmp_path: Path, capsys) -> None:
+    """`--accelerator cpu --devices 2`: two processes share the extraction; the findings are the same."""
+    from safetensors.torch import save_file
+
+    from graft.cli import main
+    from graft.models import create_model
+
+    weights = (
+        tmp_path / "backbone.safetensors"
+    )  # fixed weights: every process builds the same model
+    save_file(create_model("test_efficientnet", num_classes=0, pretrained=False).state_dict(),
+              str(weights))  # fmt: skip
+    args = ["audit", str(planted["root"]), "--model", "test_efficientnet", "--weights",
+            str(weights), "--workers", "0", "--no-progress", "--near-cosine", "0.99",
+            "--accelerator", "cpu", "--json"]  # fmt: skip
+    docs = []
+    for devices in ("1", "2"):
+        assert main([*args, "--devices", devices, "--out", str(tmp_path / devices)]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    one, two = docs
+    assert two["counts"] == one["counts"] and two["counts"]["images"] > 40
+    assert two["leaks"] == one["leaks"] and two["label_issues"] == one["label_issues"]
+    assert two["config"]["devices"] == "2"
+    saved = (tmp_path / "2" / "config.yaml").read_text()
+    assert "devices: '2'" in saved or 'devices: "2"' in saved or "devices: 2" in saved
+
+
+def test_old_device_keyword_warns_and_maps_to_accelerator_devices() -> None:
+    from graft.auditing.api import _old_device
+
+    with pytest.warns(FutureWarning, match="accelerator= and devices="):
+        assert _old_device({"device": "cuda:1", "seed": 2}) == {
+            "seed": 2, "accelerator": "cuda", "devices": "1,"
+        }  # fmt: skip
+    assert _old_device({"seed": 2}) == {"seed": 2}

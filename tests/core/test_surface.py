@@ -28,12 +28,14 @@ OLD_FLAGS = {"--random-init", "--output", "--batch", "--candidates", "--device",
              "--no-memory"}  # fmt: skip
 # commands that run a model or read a dataset (export and report run on the CPU; see vocabulary.md)
 HARDWARE = {"fit", "lr-find", "distill", "extract", "probe", "stats", "predict", "evaluate",
-            "select", "demo"}  # fmt: skip
+            "select", "demo", "audit", "serve"}  # fmt: skip
 # ... and those that also start several processes (Lightning's strategy / num_nodes)
-MULTI_PROCESS = {"fit", "lr-find", "distill", "extract", "stats"}
+MULTI_PROCESS = {"fit", "lr-find", "distill", "extract", "stats", "predict", "evaluate"}
 # commands with a backbone to choose; distill has its two models, --teacher and --student
-MODEL = {"fit", "lr-find", "extract", "probe", "stats", "select", "demo"}
-WEIGHTS = {"fit", "lr-find", "distill", "extract", "probe", "select"}
+MODEL = {"fit", "lr-find", "extract", "probe", "stats", "select", "demo", "audit"}
+WEIGHTS = {"fit", "lr-find", "distill", "extract", "probe", "select", "audit"}
+# flags that start with --batch but are not a batch size (serve: how long a batch waits)
+BATCH_OK = {"--batch-size", "--batch-timeout"}
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -88,7 +90,7 @@ def test_vocabulary(command: str) -> None:
         assert "--weights" in flags, command
     if command == "distill":
         assert {"--teacher", "--student"} <= flags and "--model" not in flags
-    assert not any(f.startswith("--batch") and f != "--batch-size" for f in flags), flags
+    assert not any(f.startswith("--batch") and f not in BATCH_OK for f in flags), flags
     assert not any("worker" in f and f != "--workers" for f in flags), flags
 
 
@@ -179,6 +181,45 @@ def test_no_name_is_both_a_function_and_a_module() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_feature_modules_and_functions_are_not_the_same_name() -> None:
+    code = (
+        "import graft, graft.features.extraction, graft.features.probing, types; "
+        "import graft.features as f; "
+        "assert callable(f.extract) and callable(f.probe); "
+        "assert not isinstance(f.extract, types.ModuleType) and f.extract is graft.extract; "
+        "assert f.probe is graft.probe and f.extraction.extract is f.extract; "
+        "assert f.probing.Probe is f.Probe"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", "import graft.features.extract"], capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr
+
+
+def test_no_public_function_shares_its_name_with_a_submodule() -> None:
+    """In every package of graft: a public name is either a submodule or something else, never both."""
+    import importlib
+    import pkgutil
+    import types
+
+    import graft
+
+    packages = ["graft"] + [
+        m.name for m in pkgutil.walk_packages(graft.__path__, "graft.") if m.ispkg
+    ]
+    clashes = []
+    for name in packages:
+        package = importlib.import_module(name)
+        for sub in pkgutil.iter_modules(package.__path__):
+            if sub.name.startswith("_") or sub.name not in vars(package):
+                continue
+            if not isinstance(vars(package)[sub.name], types.ModuleType):
+                clashes.append(f"{name}.{sub.name}")
+    assert not clashes, f"both a module and another object: {clashes}"
+
+
 def test_calling_an_old_function_name_warns_and_still_works(monkeypatch) -> None:
     import graft
     import graft.select
@@ -198,6 +239,7 @@ def test_calling_an_old_function_name_warns_and_still_works(monkeypatch) -> None
         (["select", "d", "--no-memory"], "memory", "off", "--memory off"),
         (["export", "b", "--per-tensor"], "per_channel", False, "--no-per-channel"),
         (["predict", "b", "x.png", "--device", "cpu"], "old_device", "cpu", "--accelerator"),
+        (["audit", "d", "--device", "cuda:1"], "old_device", "cuda:1", "--accelerator"),
     ],
 )
 def test_old_spellings_work_with_one_warning_line(argv, dest, value, new, capsys) -> None:
@@ -218,7 +260,7 @@ def test_old_device_flag_becomes_accelerator_and_devices() -> None:
 
 
 def test_python_keywords_old_spellings_warn() -> None:
-    from graft.features.extract import resolve_weights
+    from graft.features.extraction import resolve_weights
 
     with pytest.warns(FutureWarning, match="weights="):
         assert resolve_weights("pretrained", pretrained=False) == "none"

@@ -14,9 +14,7 @@ from PIL import Image
 from graft.errors import ConfigError, UnknownNameError
 from graft.features import Features, extract
 
-extract_module = importlib.import_module(
-    "graft.features.extract"
-)  # the function shadows the module
+extract_module = importlib.import_module("graft.features.extraction")
 
 KW = {"batch_size": 4, "workers": 0, "progress": False}
 

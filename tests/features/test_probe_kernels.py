@@ -22,9 +22,9 @@ from graft.features import Probe, probe
 from graft.features.kernel_search import choose_solver, fit_kernel_probe
 from graft.features.kernels import GramSVC, parse_bytes, squared_distances
 from graft.features.nystroem import NystroemRidge, ridge_path_scores
-from graft.features.probe import resolve_pca
 from graft.features.probe_params import ProbeHead, export_probe
 from graft.features.probe_search import path_search
+from graft.features.probing import resolve_pca
 
 KW = {"batch_size": 6, "workers": 0}
 

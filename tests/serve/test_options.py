@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ PNG = {"Content-Type": "image/png"}
 @pytest.mark.parametrize(
     "bad",
     [{"max_batch_size": 0}, {"backend": "tensorrt"}, {"port": 70000}, {"batch_timeout": -1},
-     {"api_key": "short"}, {"max_pixels": 0}],
+     {"api_key": "short"}, {"max_pixels": 0}, {"threads": 10**12}, {"devices": "many"}],
 )  # fmt: skip
 def test_check_refuses_impossible_values(bad: dict) -> None:
     with pytest.raises(ConfigError) as e:
@@ -179,10 +180,19 @@ def test_two_worker_processes_answer_and_stop_on_sigterm(bundle_dir: Path) -> No
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-m", "graft", "serve", str(bundle_dir), "--port", str(port),
-         "--workers", "2"], env={**os.environ, "PYTHONPATH": str(root)},
+         "--workers", "2", "--json"], env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
+        text = ""
+        for line in proc.stdout:  # --json: one document once a worker answers
+            text += line
+            if line.rstrip() == "}":
+                break
+        doc = json.loads(text)
+        assert doc["url"] == url and doc["classes"] == ["blue", "green", "red"]
+        assert doc["model"] == "test_efficientnet" and doc["backend"] == "torch"
         deadline, ready = time.monotonic() + 120, False
         while not ready and time.monotonic() < deadline and proc.poll() is None:
             try:

@@ -3,6 +3,7 @@ request in flight finish, then exits 0. Also: a bad bundle is one error line and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -85,3 +86,37 @@ def test_bad_bundle_is_one_error_line_and_exit_2(tmp_path: Path, capsys) -> None
 def test_bad_option_is_exit_2(bundle_dir: Path, capsys) -> None:
     assert main(["serve", str(bundle_dir), "--max-batch-size", "0"]) == 2
     assert "--max-batch-size must be at least 1" in capsys.readouterr().err
+
+
+def test_json_is_one_document_on_stdout_once_ready(bundle_dir: Path) -> None:
+    """`--json`: url, host, port, model, backend, classes on stdout when requests are accepted;
+    the request log stays on stderr and nothing else reaches stdout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graft", "serve", str(bundle_dir), "--port", "0", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        text = ""
+        for line in proc.stdout:  # bounded: the document comes once ready, or the process exits
+            text += line
+            if line.rstrip() == "}":
+                break
+        doc = json.loads(text)
+        assert set(doc) == {"url", "host", "port", "model", "backend", "classes"}
+        assert doc["url"] == f"http://127.0.0.1:{doc['port']}" and doc["port"] > 0
+        assert (doc["host"], doc["model"], doc["backend"]) == ("127.0.0.1", "test_efficientnet",
+                                                               "torch")  # fmt: skip
+        assert doc["classes"] == ["blue", "green", "red"]
+        assert httpx.get(doc["url"] + "/ready", timeout=10).status_code == 200  # ready, as said
+        r = httpx.post(doc["url"] + "/predict", content=image_bytes(2),
+                       headers={"Content-Type": "image/png"}, timeout=60)  # fmt: skip
+        assert r.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out == ""  # exactly one JSON document on stdout
+    assert "listening on" in err and re.search(r"POST /predict 200", err)
