@@ -288,10 +288,11 @@ def predict_rate(bundle: Path, paths: list[Path]) -> tuple[float, float]:
     return len(paths) / wall, len(paths) / cpu
 
 
-def run_size(work: Path, size: int, paths: list[Path], bodies: list) -> dict:
+def run_size(work: Path, size: int, paths: list[Path], bodies: list, backends: list[str]) -> dict:
     bundles = make_bundles(work, size)
     out = {}
-    for backend, bundle in bundles.items():
+    for backend in backends:
+        bundle = bundles[backend]
         print(f"  {size} px, {backend}", flush=True)
         bound = raw_bound(bundle, bodies)
         print("    model alone: " + ", ".join(f"batch {b} {bound['img/s'][b]:.1f} img/s"
@@ -325,11 +326,15 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/bench_serve")
     p.add_argument("--sizes", type=int, nargs="+", default=[96, 224])
     p.add_argument("--images", type=int, default=64)
+    p.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    p.add_argument("--max-batch-size", type=int, default=32,
+                   help="--max-batch-size of the batching-on server")  # fmt: skip
     p.add_argument("--out", default=None, help="JSON results (default: WORK/results.json)")
     p.add_argument("--model-costs", action="store_true",
                    help="only measure model time per image by batch size (no server)")  # fmt: skip
     args = p.parse_args()
     work = Path(args.work)
+    BATCHING["on"][1] = str(args.max_batch_size)
     if args.model_costs:
         bundles = {(size, backend): bundle for size in args.sizes
                    for backend, bundle in make_bundles(work, size).items()}  # fmt: skip
@@ -344,9 +349,10 @@ def main() -> None:
     bodies = [(path.read_bytes(), "image/jpeg") for path in paths]
     started = datetime.now(timezone.utc)
     results = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "load_before": os.getloadavg(),
-               "counts": COUNTS, "images": args.images, "sizes": {}}  # fmt: skip
+               "counts": COUNTS, "images": args.images, "batching": BATCHING,
+               "sizes": {}}  # fmt: skip
     for size in args.sizes:
-        results["sizes"][str(size)] = run_size(work, size, paths, bodies)
+        results["sizes"][str(size)] = run_size(work, size, paths, bodies, args.backends)
     results["load_after"] = os.getloadavg()
     out = Path(args.out or work / "results.json")
     out.parent.mkdir(parents=True, exist_ok=True)
