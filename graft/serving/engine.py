@@ -216,7 +216,8 @@ def _channels_last(model: Any, device: str) -> bool:
     """Switch a PyTorch model on the CPU to the channels-last (NHWC) memory format, in place.
 
     Same numbers, faster convolutions: on the 2-core CPU of docs/benchmarks/serve.md,
-    EfficientNet-Lite0 ran 1.1x to 1.3x the images/s at batch 1 and about 1.5x at batch 32.
+    EfficientNet-Lite0 ran 1.03x to 1.16x the images per CPU-second at batch 1 and 1.1x to 1.6x
+    at batch 32.
     ONNX models and GPU models are left as they are.
 
     Example:
