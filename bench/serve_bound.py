@@ -21,8 +21,9 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-
+# torch is imported inside the functions: bench_serve.py sets OMP_WAIT_POLICY=PASSIVE (as
+# graft serve does) after importing this module, and the variable only counts before torch loads
+# (with spinning OpenMP threads a batch-1 call here took 1.2 s instead of about 50 ms)
 BATCHES = (1, 8, 32)
 
 
@@ -33,6 +34,8 @@ def raw_bound(bundle: Path, bodies: list[tuple[bytes, str]], rounds: int = 2) ->
     interleaved rounds after two warm-up calls each, so that load from other processes falls on
     all batch sizes alike.
     """
+    import torch
+
     from graft.serving.config import ServeConfig
     from graft.serving.engine import Engine
 
@@ -73,6 +76,8 @@ def raw_bound(bundle: Path, bodies: list[tuple[bytes, str]], rounds: int = 2) ->
 def model_costs(bundles: dict[tuple[int, str], Path], rounds: int = 3) -> list[dict]:
     """Model time per image (wall and CPU ms) by batch size, through the server's own Engine (no
     HTTP), in interleaved rounds: how much a bigger batch saves on this CPU."""
+    import torch
+
     from graft.serving.config import ServeConfig
     from graft.serving.engine import Engine
 
