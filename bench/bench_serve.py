@@ -22,10 +22,15 @@ bad one (body over ``--max-body-mb``, a 36-megapixel PNG over ``--max-pixels``, 
 an image, a truncated JPEG, a JSON content type, an empty body); every bad request must get its 4xx
 and every good request a 200.
 
+The model alone (``serve_bound.py``, before each size and backend's servers): images/s at batch
+1, 8 and 32 with no server, which bounds what batching can give (printed next to the servers'
+numbers, with the mean batch size each server formed, from its ``/metrics``).
+
 Request counts (defaults): concurrency 1: 24, 8: 64, 32: 128 requests per server, plus 8 warm-up
 requests each; bad-input phase: 128 good + 42 bad per size and backend.
 
-Run: ``.venv/bin/python bench/bench_serve.py [--work /tmp/bench_serve] [--sizes 96 224]``
+Run: ``.venv/bin/python bench/bench_serve.py [--work /tmp/bench_serve] [--sizes 96 224]
+[--backends torch onnx] [--max-batch-size 32]``
 """
 
 from __future__ import annotations
