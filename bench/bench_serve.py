@@ -22,10 +22,15 @@ bad one (body over ``--max-body-mb``, a 36-megapixel PNG over ``--max-pixels``, 
 an image, a truncated JPEG, a JSON content type, an empty body); every bad request must get its 4xx
 and every good request a 200.
 
+The model alone (``serve_bound.py``, before each size and backend's servers): images/s at batch
+1, 8 and 32 with no server, which bounds what batching can give (printed next to the servers'
+numbers, with the mean batch size each server formed, from its ``/metrics``).
+
 Request counts (defaults): concurrency 1: 24, 8: 64, 32: 128 requests per server, plus 8 warm-up
 requests each; bad-input phase: 128 good + 42 bad per size and backend.
 
-Run: ``.venv/bin/python bench/bench_serve.py [--work /tmp/bench_serve] [--sizes 96 224]``
+Run: ``.venv/bin/python bench/bench_serve.py [--work /tmp/bench_serve] [--sizes 96 224]
+[--backends torch onnx] [--max-batch-size 32]``
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from serve_bound import BATCHES, model_costs, raw_bound
 
 ROOT = Path(__file__).resolve().parents[1]
 # as graft serve does: idle OpenMP threads sleep (graft predict in this process gets the same)
@@ -120,6 +126,14 @@ class Server:
         """User + system CPU time of the server process so far (all its threads)."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def batch_stats(self) -> tuple[float, float]:
+        """(images, model calls) so far, from the server's ``graft_batch_size`` histogram."""
+        import urllib.request
+
+        text = urllib.request.urlopen(self.url + "/metrics", timeout=30).read().decode()
+        values = dict(re.findall(r"^graft_batch_size_(sum|count) ([0-9.e+]+)$", text, re.M))
+        return float(values.get("sum", 0)), float(values.get("count", 0))
 
     def stop(self) -> int:
         self.proc.terminate()
@@ -202,6 +216,7 @@ def serve_runs(bundle: Path, bodies: list[tuple[bytes, str]]) -> dict:
             runs: dict = {name: [] for name in servers}
             per_round = count // ROUNDS
             cpu = dict.fromkeys(servers, 0.0)
+            stats = {name: server.batch_stats() for name, server in servers.items()}
             for r in range(ROUNDS):
                 chunk = [bodies[(r * per_round + i) % len(bodies)] for i in range(per_round)]
                 for name, server in servers.items():
@@ -211,10 +226,13 @@ def serve_runs(bundle: Path, bodies: list[tuple[bytes, str]]) -> dict:
             for name in servers:
                 row = summarize(runs[name])
                 row["req_cpu_s"] = row["requests"] / max(cpu[name], 1e-9)
+                images, calls = np.subtract(servers[name].batch_stats(), stats[name])
+                row["mean_batch"] = images / max(calls, 1)
                 out[f"batching {name}, c={concurrency}"] = row
                 print(f"    batching {name:<3} c={concurrency:<2}: {row['req_s']:6.1f} req/s  "
                       f"{row['req_cpu_s']:6.1f} req/CPU-s  p50 {row['p50_ms']:7.1f} ms  p99 "
-                      f"{row['p99_ms']:7.1f} ms  failed {row['failed']}", flush=True)  # fmt: skip
+                      f"{row['p99_ms']:7.1f} ms  failed {row['failed']}  mean batch "
+                      f"{row['mean_batch']:.1f}", flush=True)  # fmt: skip
         out["bad inputs during load"] = bad_input_run(servers["on"].url, bodies)
     finally:
         out["exit codes"] = {name: server.stop() for name, server in servers.items()}
@@ -275,47 +293,16 @@ def predict_rate(bundle: Path, paths: list[Path]) -> tuple[float, float]:
     return len(paths) / wall, len(paths) / cpu
 
 
-def model_costs(work: Path, sizes: list[int], rounds: int = 3) -> list[dict]:
-    """Model time per image (wall and CPU ms) by batch size, through the server's own Engine (no
-    HTTP), in interleaved rounds: how much a bigger batch saves on this CPU."""
-    import torch
-
-    from graft.serving.config import ServeConfig
-    from graft.serving.engine import Engine
-
-    rows = []
-    for size in sizes:
-        for backend, bundle in make_bundles(work, size).items():
-            engine = Engine.load(ServeConfig(bundle=str(bundle)))
-            x = torch.randn(3, size, size)
-            times: dict[int, list[tuple[float, float]]] = {b: [] for b in (1, 4, 8, 16, 32)}
-            for _ in range(rounds):
-                for b in times:
-                    batch = x[None].repeat(b, 1, 1, 1)
-                    engine.probabilities(batch)
-                    calls = max(1, 32 // b)
-                    wall, cpu = time.perf_counter(), time.process_time()
-                    for _ in range(calls):
-                        engine.probabilities(batch)
-                    n = calls * b
-                    times[b].append(
-                        ((time.perf_counter() - wall) / n, (time.process_time() - cpu) / n)
-                    )
-            row = {"size": size, "backend": backend}
-            for b, values in times.items():
-                row[b] = (1e3 * statistics.median(w for w, _ in values),
-                          1e3 * statistics.median(c for _, c in values))  # fmt: skip
-            rows.append(row)
-            print(f"  {size} px {backend}: " + ", ".join(
-                f"b{b} {row[b][0]:.1f} ms ({row[b][1]:.1f} CPU)" for b in times), flush=True)  # fmt: skip
-    return rows
-
-
-def run_size(work: Path, size: int, paths: list[Path], bodies: list) -> dict:
+def run_size(work: Path, size: int, paths: list[Path], bodies: list, backends: list[str]) -> dict:
     bundles = make_bundles(work, size)
     out = {}
-    for backend, bundle in bundles.items():
+    for backend in backends:
+        bundle = bundles[backend]
         print(f"  {size} px, {backend}", flush=True)
+        bound = raw_bound(bundle, bodies)
+        print("    model alone: " + ", ".join(f"batch {b} {bound['img/s'][b]:.1f} img/s"
+              for b in BATCHES) + f"; bound {bound['batching bound']:.2f}x; decode "
+              f"{bound['decode ms/img']:.1f} ms/img", flush=True)  # fmt: skip
         before = predict_rate(bundle, paths)
         serve = serve_runs(bundle, bodies)
         after = predict_rate(bundle, paths)
@@ -329,7 +316,11 @@ def run_size(work: Path, size: int, paths: list[Path], bodies: list) -> dict:
             "served c=32 / predict": on32["req_s"] / predict_img_s,
             "batching on / off at c=32, per CPU-s": on32["req_cpu_s"] / off32["req_cpu_s"],
             "served c=32 / predict, per CPU-s": on32["req_cpu_s"] / predict_cpu,
+            # the server against the model alone (which decodes nothing and answers no HTTP)
+            "on c=32 / model best batch": on32["req_s"] / bound["img/s"][bound["best batch"]],
+            "off c=32 / model batch 1": off32["req_s"] / bound["img/s"][1],
         }
+        serve["model alone"] = bound
         print(f"    graft predict {predict_img_s:.1f} img/s; ratios {serve['ratios']}", flush=True)
         out[backend] = serve
     return out
@@ -340,13 +331,19 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/bench_serve")
     p.add_argument("--sizes", type=int, nargs="+", default=[96, 224])
     p.add_argument("--images", type=int, default=64)
+    p.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    p.add_argument("--max-batch-size", type=int, default=32,
+                   help="--max-batch-size of the batching-on server")  # fmt: skip
     p.add_argument("--out", default=None, help="JSON results (default: WORK/results.json)")
     p.add_argument("--model-costs", action="store_true",
                    help="only measure model time per image by batch size (no server)")  # fmt: skip
     args = p.parse_args()
     work = Path(args.work)
+    BATCHING["on"][1] = str(args.max_batch_size)
     if args.model_costs:
-        rows = model_costs(work, args.sizes)
+        bundles = {(size, backend): bundle for size in args.sizes
+                   for backend, bundle in make_bundles(work, size).items()}  # fmt: skip
+        rows = model_costs(bundles)
         print("| size | backend | " + " | ".join(f"batch {b}" for b in (1, 4, 8, 16, 32)) + " |")
         print("|---|---|" + "---|" * 5)
         for r in rows:
@@ -357,9 +354,10 @@ def main() -> None:
     bodies = [(path.read_bytes(), "image/jpeg") for path in paths]
     started = datetime.now(timezone.utc)
     results = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "load_before": os.getloadavg(),
-               "counts": COUNTS, "images": args.images, "sizes": {}}  # fmt: skip
+               "counts": COUNTS, "images": args.images, "batching": BATCHING,
+               "sizes": {}}  # fmt: skip
     for size in args.sizes:
-        results["sizes"][str(size)] = run_size(work, size, paths, bodies)
+        results["sizes"][str(size)] = run_size(work, size, paths, bodies, args.backends)
     results["load_after"] = os.getloadavg()
     out = Path(args.out or work / "results.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -388,7 +386,27 @@ def markdown(results: dict) -> str:
                            f"{r['batching on / off at c=32']:.2f}x ({r['batching on / off at c=32, per CPU-s']:.2f}x) | "
                            f"{r['served c=32 / predict']:.2f}x ({r['served c=32 / predict, per CPU-s']:.2f}x) | "
                            f"{bad['good_failed']} of {bad['good']} / {bad['bad_wrong_status']} of {bad['bad']} |")  # fmt: skip
-    return "\n".join(lines) + "\n\n" + "\n".join(summary)
+    return "\n".join(lines) + "\n\n" + "\n".join(summary) + "\n\n" + bound_table(results)
+
+
+def bound_table(results: dict) -> str:
+    """The model alone against the servers, per size and backend (see serve_bound.py)."""
+    lines = ["| size | backend | model alone img/s: batch " + " / ".join(map(str, BATCHES)) +
+             " | bound: best batch / batch 1, wall (CPU) | decode ms/img (CPU) | served on/off at "
+             "c=32 | share of the bound | on c=32 / model best batch | off c=32 / model batch 1 | "
+             "mean batch on, c=32 |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for size, backends in results["sizes"].items():
+        for backend, serve in backends.items():
+            m, r = serve["model alone"], serve["ratios"]
+            rates = " / ".join(f"{m['img/s'][b]:.1f}" for b in BATCHES)
+            on_off = r["batching on / off at c=32"]
+            lines.append(f"| {size} | {backend} | {rates} | {m['batching bound']:.2f}x "
+                         f"({m['batching bound, per CPU-s']:.2f}x) | {m['decode ms/img']:.1f} "
+                         f"({m['decode CPU-ms/img']:.1f}) | {on_off:.2f}x | "
+                         f"{on_off / m['batching bound']:.0%} | {r['on c=32 / model best batch']:.0%} | "
+                         f"{r['off c=32 / model batch 1']:.0%} | "
+                         f"{serve['batching on, c=32']['mean_batch']:.1f} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class Engine:
     bundle_hash: str
     transform: Any = None
     temp_dir: str | None = None
+    channels_last: bool = False  # PyTorch CPU models run NHWC (see :func:`_channels_last`)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one model call at a time
 
     @classmethod
@@ -86,6 +87,7 @@ class Engine:
             bundle.model = OnnxModel(bundle.model.path, threads=threads)
         engine = cls(bundle, backend, cfg, _bundle_hash(Path(bundle.path)), temp_dir=temp_dir)
         engine.transform = eval_transform(bundle)
+        engine.channels_last = _channels_last(bundle.model, device)
         log.info(
             "serving %s (%s backend, %s, %d classes, %d thread(s))",
             cfg.bundle, backend, device, bundle.num_classes, threads,
@@ -122,6 +124,8 @@ class Engine:
 
     def probabilities(self, batch: torch.Tensor) -> np.ndarray:
         """Softmax probabilities of a preprocessed batch (``graft predict``'s function)."""
+        if self.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         with self.lock:
             return batch_probabilities(self.bundle, batch)
 
@@ -210,6 +214,24 @@ def resolve_device(accelerator: str, devices: int | str = "auto", worker: int = 
 
     hw = hardware(accelerator, devices)
     return hw.device(worker) if hw.kind == "cuda" else hw.kind
+
+
+def _channels_last(model: Any, device: str) -> bool:
+    """Switch a PyTorch model on the CPU to the channels-last (NHWC) memory format, in place.
+
+    Same numbers, faster convolutions: on the 2-core CPU of docs/benchmarks/serve.md,
+    EfficientNet-Lite0 ran 1.03x to 1.16x the images per CPU-second at batch 1 and 1.1x to 1.6x
+    at batch 32.
+    ONNX models and GPU models are left as they are.
+
+    Example:
+        >>> _channels_last(torch.nn.Conv2d(3, 4, 3), "cpu")
+        True
+    """
+    if device != "cpu" or not isinstance(model, torch.nn.Module):
+        return False
+    model.to(memory_format=torch.channels_last)
+    return True
 
 
 def _backend_of(bundle: Bundle) -> str:
