@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -318,13 +317,6 @@ def _revert_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
     for name, child in module.named_children():
         out.add_module(name, _revert_sync_batchnorm(child))
     return out
-
-
-def free_port() -> int:
-    """A TCP port that is free now on this machine (for ``MASTER_PORT``)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _reduce_device() -> torch.device:

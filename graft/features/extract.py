@@ -175,18 +175,14 @@ def _load_model(
         spec = getattr(model, "graft_spec", None) or {}
         return model, str(spec.get("name", type(model).__name__))
     from graft.models import create_model
+    from graft.models.factory import no_pretrained
 
     kwargs = dict(model_args or {})
     wanted = kwargs.pop("pretrained", True)
-    pretrained = _all_false(wanted) if weights == "none" else wanted
+    pretrained = no_pretrained(wanted) if weights == "none" else wanted
     if weights not in ("pretrained", "none"):
         kwargs["weights"] = weights  # a weights file
     return create_model(str(model), num_classes=0, pretrained=pretrained, **kwargs), str(model)
-
-
-def _all_false(pretrained: Any) -> Any:
-    """Random weights everywhere; a per-branch mapping keeps its keys (so typos are still caught)."""
-    return dict.fromkeys(pretrained, False) if isinstance(pretrained, Mapping) else False
 
 
 def _scan(data: Any) -> Any:

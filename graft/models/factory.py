@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
@@ -80,6 +81,17 @@ def create_model(
         **kwargs,
     }
     return model
+
+
+def no_pretrained(pretrained: Any) -> Any:
+    """``create_model``'s ``pretrained`` for random weights everywhere; a per-branch mapping (a hybrid)
+    keeps its keys, so a misspelt branch is still caught.
+
+    Example:
+        >>> no_pretrained({"cnn": True, "vit": False}), no_pretrained(True)
+        ({'cnn': False, 'vit': False}, False)
+    """
+    return dict.fromkeys(pretrained, False) if isinstance(pretrained, Mapping) else False
 
 
 def _load_found(model: nn.Module, found: FoundWeights, name: str, first_conv: str | None) -> bool:

@@ -254,11 +254,13 @@ def _measure_one(a: Advice, ruleset: RuleSet, context: dict, sample: list, setti
 
 def _build(create_model: Any, name: str, settings: dict, pretrained: bool = True) -> Any:
     """Candidate ``name`` with its model arguments; a missing-weights error says how to go on."""
+    from graft.models.factory import no_pretrained
+
     kwargs = args_for(settings, name)
     if "+" in name and settings["image_size"]:  # a hybrid's branches at the size fit will use
         kwargs.setdefault("image_size", settings["image_size"])
     wanted = kwargs.pop("pretrained", True)
-    weights = wanted if (pretrained and settings["weights"] != "none") else _all_false(wanted)
+    weights = wanted if (pretrained and settings["weights"] != "none") else no_pretrained(wanted)
     try:
         return create_model(name, pretrained=weights, **kwargs)
     except WeightsNotFoundError as e:
@@ -269,11 +271,6 @@ def _build(create_model: Any, name: str, settings: dict, pretrained: bool = True
             f"--model-arg '{name}:pretrained={{cnn: true, vit: false}}' (Python: "
             f"model_args={{'{name}': {{'pretrained': {{'vit': False}}}}}})."
         ) from e
-
-
-def _all_false(pretrained: Any) -> Any:
-    """Random weights everywhere; a per-branch mapping keeps its keys (so typos are still caught)."""
-    return dict.fromkeys(pretrained, False) if isinstance(pretrained, Mapping) else False
 
 
 def _control_row(name: str, sample: list, settings: dict) -> dict:
