@@ -244,7 +244,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
 
 def _holds_class_folders(folder: Path) -> bool:
     """True when ``folder`` has sub-folders with images in them (a split, not a class)."""
-    return any(p.is_dir() and _images_under(p) for p in _visible(folder))
+    return any(p.is_dir() and images_under(p) for p in _visible(folder))
 
 
 OUTPUT_MARKERS = ("model.json", "manifest.json", ".graft-lock")  # bundle, feature store, run
@@ -281,7 +281,7 @@ def _read_folder(root: Path) -> tuple[list[tuple[str, str]], list[str]]:
             loose += is_image_file(entry)
             continue
         _check_not_output(entry, root)
-        files = _images_under(entry)
+        files = images_under(entry)
         if not files:
             empty.append(os.fspath(entry))
         samples += [(f, entry.name) for f in files]
@@ -290,7 +290,13 @@ def _read_folder(root: Path) -> tuple[list[tuple[str, str]], list[str]]:
     return samples, empty
 
 
-def _images_under(folder: Path) -> list[str]:
+def images_under(folder: str | os.PathLike) -> list[str]:
+    """Every image file below ``folder`` (links followed, each real folder once, hidden ones skipped).
+
+    Example:
+        >>> images_under("data/pets/cat")  # doctest: +SKIP
+        ['data/pets/cat/1.jpg', 'data/pets/cat/2.png']
+    """
     found: list[str] = []
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):

@@ -18,22 +18,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from graft import distributed
-from graft.data.images import os_error_reason
 from graft.errors import ConfigError, DataError
 from graft.features.arrays import Features
+from graft.features.assembly import run_extraction
 from graft.features.layers import LayerReader
-from graft.features.store import Entry, FeatureStore, file_identity
+from graft.features.runner import Runner
+from graft.features.store import FeatureStore
 from graft.io import check_out_folder
 from graft.log import get_logger
 from graft.runtime import tune_allocator
@@ -110,9 +108,9 @@ def extract(
     settings = _settings(name, net, reader, data_cfg)
     store = _open_store(out, settings, splits.classes, resume)
     bars = progress and distributed.is_rank_zero()  # one progress bar under several processes
-    runner = _Runner(reader, data_cfg, batch_size, _workers(workers), device, bars)
+    runner = Runner(reader, data_cfg, batch_size, _workers(workers), device, bars)
     skipped = [(os.fspath(p), str(r)) for p, r in getattr(splits, "skipped", [])]
-    return _run(store, samples, splits.classes, settings, runner, shard_rows, skipped)
+    return run_extraction(store, samples, splits.classes, settings, runner, shard_rows, skipped)
 
 
 # ----------------------------------------------------------------------------------- set-up steps
@@ -177,18 +175,14 @@ def _load_model(
         spec = getattr(model, "graft_spec", None) or {}
         return model, str(spec.get("name", type(model).__name__))
     from graft.models import create_model
+    from graft.models.factory import no_pretrained
 
     kwargs = dict(model_args or {})
     wanted = kwargs.pop("pretrained", True)
-    pretrained = _all_false(wanted) if weights == "none" else wanted
+    pretrained = no_pretrained(wanted) if weights == "none" else wanted
     if weights not in ("pretrained", "none"):
         kwargs["weights"] = weights  # a weights file
     return create_model(str(model), num_classes=0, pretrained=pretrained, **kwargs), str(model)
-
-
-def _all_false(pretrained: Any) -> Any:
-    """Random weights everywhere; a per-branch mapping keeps its keys (so typos are still caught)."""
-    return dict.fromkeys(pretrained, False) if isinstance(pretrained, Mapping) else False
 
 
 def _scan(data: Any) -> Any:
@@ -269,220 +263,3 @@ def _open_store(out: Any, settings: dict, classes: list[str], resume: bool) -> F
             "feature store %s was made with other %s; extracting anew", root, ", ".join(changed)
         )
     return store
-
-
-# ------------------------------------------------------------------------------------ running
-
-
-class _Indexed(Dataset):
-    """Decoded, transformed images with their position; unreadable ones carry the reason instead."""
-
-    def __init__(self, files: list[str], transform: Any, in_chans: int) -> None:
-        from graft.data import ImageDataset
-
-        self.images = ImageDataset([(f, 0) for f in files], transform, in_chans=in_chans)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str]:
-        item = self.images[i]
-        if item is None:  # the reason travels with the item: workers have their own dataset copy
-            path = self.images.samples[i][0]
-            return None, i, self.images.failed.get(path, "unreadable")
-        return item[0], i, ""
-
-
-def _collate(batch: list) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[int, str]]]:
-    kept = [b for b in batch if b[0] is not None]
-    failed = [(b[1], b[2]) for b in batch if b[0] is None]
-    x = torch.stack([b[0] for b in kept]) if kept else None
-    return x, torch.tensor([b[1] for b in kept], dtype=torch.long), failed
-
-
-class _Runner:
-    """Batches images through the layer reader; yields ``(features, positions)`` per batch."""
-
-    def __init__(self, reader, data_cfg, batch_size, workers, device, progress) -> None:
-        from graft.data import build_transforms
-
-        self.reader, self.batch_size, self.workers = reader, batch_size, workers
-        self.device, self.progress = device, progress
-        self.in_chans = int(data_cfg["input_size"][0])
-        self.transform = build_transforms(data_cfg, train=False)
-
-    def batches(self, files: list[str]):
-        from tqdm.auto import tqdm
-
-        dataset = _Indexed(files, self.transform, self.in_chans)
-        loader = DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.workers,
-            collate_fn=_collate,
-            persistent_workers=False,
-        )
-        bar = tqdm(total=len(files), unit="img", desc="extract", disable=not self.progress or None)
-        self.failed = {}
-        try:
-            with torch.inference_mode():
-                for x, idx, failed in loader:
-                    self.failed.update({files[i]: reason for i, reason in failed})
-                    bar.update(len(idx) + len(failed))
-                    if x is not None:
-                        yield self.reader(x.to(self.device)).cpu().numpy(), idx.numpy()
-        finally:
-            bar.close()
-
-
-def _identities(samples, known) -> tuple[list, list, list[tuple[str, str]]]:
-    """Samples whose bytes could be read, their identities, and ``(path, reason)`` for the others."""
-    kept, idents, failed = [], [], []
-    for sample in samples:
-        try:
-            ident = file_identity(sample[0], known)
-        except OSError as e:  # symlink loop, permission denied, vanished since the scan
-            failed.append((sample[0], os_error_reason(e)))
-            continue
-        kept.append(sample)
-        idents.append(ident)
-    if failed:
-        log.warning("%d image files could not be read; first: %s (%s)", len(failed), *failed[0])
-    return kept, idents, failed
-
-
-def _run(store, samples, classes, settings, runner, shard_rows, skipped=()) -> Features:
-    known = {e.file: e for e in store.entries} if store else {}
-    samples, idents, unreadable = _identities(samples, known)
-    if not samples:
-        raise DataError(
-            f"none of the {len(unreadable)} image files could be read "
-            f"(first: {unreadable[0][0]}: {unreadable[0][1]}); check their permissions."
-        )
-    stored = store.reusable(settings) if store else {}
-    todo = [i for i, ident in enumerate(idents) if ident[0] not in stored]
-    log.info(
-        "%d images: %d stored, %d to extract", len(samples), len(samples) - len(todo), len(todo)
-    )
-    if store is not None:
-        pending = set(todo)
-        store.entries = [
-            _entry(samples[i], idents[i], *stored[idents[i][0]])
-            for i in range(len(samples))
-            if i not in pending
-        ]
-    start = time.perf_counter()
-    fresh = _extract_todo(store, samples, idents, todo, runner, shard_rows)
-    seconds = time.perf_counter() - start
-    if todo:
-        log.info(
-            "extracted %d images in %.1f s (%.1f img/s)",
-            len(todo),
-            seconds,
-            len(todo) / max(seconds, 1e-9),
-        )
-    skipped = sorted({*skipped, *unreadable, *getattr(runner, "failed", {}).items()})
-    return _assemble(store, samples, idents, stored, fresh, classes, settings, skipped)
-
-
-def _sharded() -> bool:
-    """True inside a process group of more than one rank: each rank extracts its own part."""
-    return distributed.is_initialized() and distributed.world_size() > 1
-
-
-def _extract_todo(store, samples, idents, todo, runner, shard_rows) -> dict[int, tuple]:
-    """Extract the ``todo`` positions; return position -> (shard, row) or (None, array) in memory."""
-    if _sharded():
-        return _extract_sharded(store, samples, idents, todo, runner, shard_rows)
-    located: dict[int, tuple] = {}
-    pending_feats, pending_pos = [], []
-
-    def flush() -> None:
-        if not pending_pos:
-            return
-        feats = np.concatenate(pending_feats)
-        if store is None:
-            located.update({p: (None, f) for p, f in zip(pending_pos, feats, strict=True)})
-        else:
-            entries = [_entry(samples[p], idents[p], "", 0) for p in pending_pos]
-            shard = store.write_shard(feats, entries)
-            located.update({p: (shard, r) for r, p in enumerate(pending_pos)})
-        pending_feats.clear()
-        pending_pos.clear()
-
-    files = [samples[i][0] for i in todo]
-    for feats, idx in runner.batches(files):
-        pending_feats.append(feats)
-        pending_pos.extend(todo[i] for i in idx)
-        if len(pending_pos) >= shard_rows:
-            flush()
-    flush()
-    return located
-
-
-def _extract_sharded(store, samples, idents, todo, runner, shard_rows) -> dict[int, tuple]:
-    """Each rank extracts its contiguous part of ``todo``; the rows and the unreadable files are
-    gathered in rank order. Rank 0 writes them to the store in ``todo`` order (the shards a
-    one-process run writes); the other ranks keep them in memory."""
-    mine = distributed.shard(todo)
-    rows: dict[int, np.ndarray] = {}
-    for feats, idx in runner.batches([samples[i][0] for i in mine]):
-        rows.update({mine[i]: f for i, f in zip(idx, feats, strict=True)})
-    parts = distributed.all_gather_object((rows, getattr(runner, "failed", {})))
-    rows = {p: f for part, _ in parts for p, f in part.items()}
-    runner.failed = {path: reason for _, failed in parts for path, reason in failed.items()}
-    done = [p for p in todo if p in rows]
-    if store is None or not distributed.is_rank_zero():
-        return {p: (None, rows[p]) for p in done}
-    located: dict[int, tuple] = {}
-    for start in range(0, len(done), shard_rows):
-        chunk = done[start : start + shard_rows]
-        entries = [_entry(samples[p], idents[p], "", 0) for p in chunk]
-        shard = store.write_shard(np.stack([rows[p] for p in chunk]), entries)
-        located.update({p: (shard, r) for r, p in enumerate(chunk)})
-    return located
-
-
-def _entry(sample, ident, shard: str, row: int) -> Entry:
-    path, label, split = sample
-    sha, size, mtime = ident
-    return Entry(path, label, split, sha, size, mtime, shard, row)
-
-
-def _assemble(store, samples, idents, stored, fresh, classes, settings, skipped) -> Features:
-    keep = [i for i in range(len(samples)) if i in fresh or idents[i][0] in stored]
-    if store is None:
-        features = np.stack([fresh[i][1] for i in keep]) if keep else np.zeros((0,), np.float32)
-    elif not distributed.is_rank_zero():  # rank 0 writes the store; the rest wait for it
-        distributed.barrier()
-        features = _rows_in_memory(store, [fresh.get(i) or stored[idents[i][0]] for i in keep])
-    else:
-        store.entries = [
-            _entry(samples[i], idents[i], *(fresh.get(i) or stored[idents[i][0]])) for i in keep
-        ]
-        store.skipped = [(p, r) for p, r in skipped]
-        store.write_manifest()
-        store.remove_unused_shards()
-        features = store.read_rows([(e.shard, e.row) for e in store.entries])
-        distributed.barrier()
-    if skipped:
-        log.warning("%d unreadable images were skipped (listed in the manifest)", len(skipped))
-    return Features(
-        features=features,
-        files=[samples[i][0] for i in keep],
-        labels=np.array([samples[i][1] for i in keep], dtype=np.int64),
-        classes=list(classes),
-        splits=[samples[i][2] for i in keep],
-        meta=settings,
-        path=os.fspath(store.root) if store else None,
-    )
-
-
-def _rows_in_memory(store, located: list[tuple]) -> np.ndarray:
-    """Stack ``(None, array)`` rows kept in memory and ``(shard, row)`` rows read from the store."""
-    on_disk = [(i, loc) for i, loc in enumerate(located) if loc[0] is not None]
-    read = store.read_rows([loc for _, loc in on_disk]) if on_disk else None
-    out: list[np.ndarray] = [loc[1] for loc in located]
-    for k, (i, _) in enumerate(on_disk):
-        out[i] = read[k]
-    return np.stack(out) if out else np.zeros((0,), np.float32)

@@ -15,6 +15,9 @@ from graft.hybrid.factory import create_hybrid, is_hybrid_name, parse_hybrid_nam
 from graft.hybrid.fusion import FUSIONS, ConcatFusion, CrossAttentionFusion, GatedFusion
 from graft.hybrid.model import HybridModel
 from graft.hybrid.sizes import branch_input_sizes, describe_branch_inputs
+from graft.hybrid.source import register
+
+register()  # create_model("a+b") builds a hybrid (graft.models.sources)
 
 __all__ = [
     "FUSIONS",

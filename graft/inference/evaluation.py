@@ -98,7 +98,8 @@ def evaluate(
     """Evaluate ``bundle`` on ``data`` (see the module docstring); write reports to ``out`` if given.
 
     With ``out`` and ``report``, a bundle that sits in a ``graft fit`` run folder also gets the run's
-    HTML report built on this evaluation, as ``out/report.html`` (:mod:`graft.report`).
+    HTML report built on this evaluation, as ``out/report.html`` (by the reporter that
+    :mod:`graft.report` installs, :mod:`graft.train.reporters`).
 
     Example:
         >>> r = evaluate("bundle", "data/animals", tta=True)  # doctest: +SKIP
@@ -156,9 +157,9 @@ def write_run_report(bundle_dir: Path, out: Path) -> Path | None:
     run_dir = Path(bundle_dir).parent
     if not (run_dir / "config.yaml").is_file():
         return None
-    from graft.report import write_report_safely
+    from graft.train import reporters  # graft.report installs the reporter
 
-    return write_report_safely(run_dir, out=out / "report.html", evaluation=out)
+    return reporters.write_run_report(run_dir, out=out / "report.html", evaluation=out)
 
 
 def select_samples(

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from graft.data.images import is_image_file, to_mode
+from graft.data.images import to_mode
+from graft.data.scan import images_under
 from graft.errors import DataError
 
 _GLOB_CHARS = set("*?[")
@@ -48,30 +49,16 @@ def expand_paths(items: Sequence[str | os.PathLike]) -> tuple[list[str], list[tu
 def _expand_one(text: str) -> list[str] | None:
     path = Path(text)
     if path.is_dir():
-        return _images_in(path)
+        return images_under(path)
     if path.is_file() or os.path.islink(text):
         return [text]
     if _GLOB_CHARS & set(text):
         matches = sorted(glob.glob(text, recursive=True))
         out: list[str] = []
         for m in matches:
-            out += _images_in(Path(m)) if os.path.isdir(m) else [m]
+            out += images_under(Path(m)) if os.path.isdir(m) else [m]
         return out
     return None
-
-
-def _images_in(folder: Path) -> list[str]:
-    found: list[str] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [os.path.join(dirpath, f) for f in sorted(filenames) if is_image_file(f)]
-    return found
 
 
 def array_to_images(x: Any) -> list[Image.Image]:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
@@ -23,6 +24,7 @@ from graft.models.loading import classifier_path, load_pretrained
 from graft.models.names import DEFAULT_BACKBONE, ModelName, parse_name
 from graft.models.pretrained import timm_pretrained_cfg, tv_pretrained_cfg, tv_weights_members
 from graft.models.shipped import is_lite_layout, rename_efficientnet_lite
+from graft.models.sources import source_for
 from graft.models.tv_adapter import TorchvisionAdapter, build_tv_model, family_of
 from graft.models.weights import FoundWeights, WeightsCandidate, WeightsQuery, resolve_weights
 
@@ -54,8 +56,10 @@ def create_model(
         >>> vgg = create_model("tv:vgg16.IMAGENET1K_V1", num_classes=10)  # doctest: +SKIP
         >>> freeze(vgg, names=["features.[0-9].*"])  # doctest: +SKIP
     """
-    if "+" in name:
-        return _create_hybrid(name, num_classes, pretrained, in_chans, head, weights, kwargs)
+    source = source_for(name)
+    if source is not None:  # e.g. "a+b": graft.hybrid (graft.models.sources)
+        return source(name, num_classes=num_classes, pretrained=pretrained, in_chans=in_chans,
+                      head=head, weights=weights, **kwargs)  # fmt: skip
     _check_ints(num_classes, in_chans)
     parsed = parse_name(name)
     spec = head_spec(head)
@@ -79,6 +83,17 @@ def create_model(
     return model
 
 
+def no_pretrained(pretrained: Any) -> Any:
+    """``create_model``'s ``pretrained`` for random weights everywhere; a per-branch mapping (a hybrid)
+    keeps its keys, so a misspelt branch is still caught.
+
+    Example:
+        >>> no_pretrained({"cnn": True, "vit": False}), no_pretrained(True)
+        ({'cnn': False, 'vit': False}, False)
+    """
+    return dict.fromkeys(pretrained, False) if isinstance(pretrained, Mapping) else False
+
+
 def _load_found(model: nn.Module, found: FoundWeights, name: str, first_conv: str | None) -> bool:
     """Rename known foreign layouts, then load; True when the pretrained classifier was kept."""
     state_dict = found.state_dict
@@ -96,19 +111,6 @@ def _check_ints(num_classes: int | None, in_chans: int) -> None:
         raise ConfigError(
             f"in_chans must be a positive integer (1 for grayscale, 3 for RGB), got {in_chans!r}."
         )
-
-
-def _create_hybrid(name, num_classes, pretrained, in_chans, head, weights, kwargs) -> nn.Module:
-    from graft.hybrid import create_hybrid
-
-    extra = dict(kwargs)
-    if in_chans != 3:
-        extra["in_chans"] = in_chans
-    if head != "linear":
-        extra["head"] = head
-    if weights is not None:
-        extra["weights"] = weights
-    return create_hybrid(name, num_classes=num_classes, pretrained=pretrained, **extra)
 
 
 def _build_timm(

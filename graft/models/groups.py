@@ -88,8 +88,3 @@ def _covering_modules(members: list[str], totals: dict[str, int]) -> list[str]:
         if prefix not in found:
             found.append(prefix)
     return found
-
-
-def group_index(model: nn.Module) -> dict[str, int]:
-    """Parameter name -> group index (0 = stem)."""
-    return {n: i for i, (_, members) in enumerate(param_groups(model)) for n in members}

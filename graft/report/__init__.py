@@ -9,7 +9,11 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from graft.lazy import lazy_exports
+from graft.train.reporters import set_run_reporter
 
 _API = {
     "write_report": "graft.report.api",
@@ -24,3 +28,14 @@ __all__ = sorted(_API)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _API)
+
+
+def _write_run_report(run_dir: Path, **options: Any) -> Path | None:
+    """``fit`` and ``evaluate`` end with this (graft.train.reporters): the page, never an error."""
+    from graft.report.api import write_report_safely
+
+    return write_report_safely(run_dir, **options)
+
+
+# graft.train and graft.inference sit below this package: it installs its writer with them
+set_run_reporter(_write_run_report)

@@ -17,42 +17,63 @@ Example:
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-import shlex
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from graft.errors import (
     ConfigError,
     GraftError,
     UnknownNameError,
     WeightsNotFoundError,
-    raise_unknown,
 )
 from graft.log import get_logger
-from graft.select.cost import check_device, measure_cost, quick_peak_memory, start_peak_memory
+from graft.select.cost import measure_cost, quick_peak_memory, start_peak_memory
 from graft.select.extract import Extracted, extract_features
+from graft.select.outputs import fit_command, folder_name, write_outputs
 from graft.select.probes import cv_knn_accuracy, cv_probe_accuracy
 from graft.select.profile import dataset_profile, stratified_sample
-from graft.select.result import SelectionResult, pareto_front
+from graft.select.ranking import consensus, no_pick_reason, rank_rows
+from graft.select.result import SelectionResult
 from graft.select.rules import Advice, RuleSet, load_rules
 from graft.select.scores import hscore, leep, logme, nce
+from graft.select.settings import (
+    DEFAULT_SCORES,
+    EVERY_CANDIDATE,
+    MEMORY_MODES,
+    RANK_BY,
+    SCORE_NAMES,
+    args_for,
+    check_model_args,
+    check_settings,
+    resolve_old_spellings,
+)
+
+# the public names of this module before its helpers moved to settings / ranking / outputs
+__all__ = [
+    "CONTROL_SUFFIX",
+    "DEFAULT_SCORES",
+    "EVERY_CANDIDATE",
+    "MEMORY_MODES",
+    "RANK_BY",
+    "SCORE_NAMES",
+    "SOURCE_SCORES",
+    "args_for",
+    "check_model_args",
+    "consensus",
+    "fit_command",
+    "rank_rows",
+    "select",
+    "select_models",
+    "write_outputs",
+]
 
 log = get_logger("graft.select")
 
-SCORE_NAMES = ("logme", "probe", "knn", "hscore", "leep", "nce")
-DEFAULT_SCORES = ("logme", "knn")  # the cheap ones that ranked best in bench/bench_select.py
-MEMORY_MODES = ("fast", "process", "off")
-RANK_BY = (*SCORE_NAMES, "consensus")
 SOURCE_SCORES = ("leep", "nce")  # need the pretrained classifier's probabilities
 CONTROL_SUFFIX = "@random"
-EVERY_CANDIDATE = "*"  # model_args key for arguments that apply to every candidate
 
 
 def select_models(
@@ -111,10 +132,10 @@ def select_models(
         ('efficientnet_lite0', 'graft fit data/pets --model efficientnet_lite0 --out runs/fit-efficientnet_lite0')
     """
     started = time.perf_counter()
-    candidates, device, batch_size, weights = _old_spellings(
+    candidates, device, batch_size, weights = resolve_old_spellings(
         model, candidates, accelerator, devices, device, batch_size, batch, weights, pretrained
     )
-    settings = _settings(locals())
+    settings = check_settings(locals())
     ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
     names = _candidate_names(candidates, available)
     settings["model_args"] = check_model_args(model_args, names)
@@ -141,127 +162,11 @@ def select_models(
         else None
     )
     if result.top is None and rows:
-        result.warnings.append(_no_pick_reason(rows, latency_budget_ms))
+        result.warnings.append(no_pick_reason(rows, latency_budget_ms))
     result.seconds = time.perf_counter() - started
     if out is not None:
         write_outputs(result, out)
     return result
-
-
-def _settings(args: dict[str, Any]) -> dict[str, Any]:
-    check_device(args["device"])
-    scores = list(dict.fromkeys(args["scores"]))
-    for name in scores:
-        if name not in SCORE_NAMES:
-            raise_unknown("score", name, SCORE_NAMES)
-    if not scores:
-        raise ConfigError(f"give at least one score; valid: {', '.join(SCORE_NAMES)}.")
-    if args["rank_by"] not in RANK_BY:
-        raise_unknown("rank_by", args["rank_by"], RANK_BY)
-    if args["rank_by"] != "consensus" and args["rank_by"] not in scores:
-        scores.append(args["rank_by"])
-    args["memory"] = _memory_mode(args["memory"])
-    if args["repeats"] < 1:
-        raise ConfigError(f"repeats must be at least 1 (5 is the default), got {args['repeats']}.")
-    budget = args["latency_budget_ms"]
-    if budget is not None and not budget > 0:
-        raise ConfigError(f"latency budget must be positive (ms), got {budget}.")
-    if args["sample_per_class"] < 2:
-        raise ConfigError(
-            f"sample_per_class must be at least 2 (cross-validation), got {args['sample_per_class']}."
-        )
-    keys = (
-        "latency_budget_ms",
-        "device",
-        "sample_per_class",
-        "image_size",
-        "rank_by",
-        "batch_size",
-        "repeats",
-        "memory",
-        "seed",
-        "max_candidates",
-        "weights",
-        "accelerator",
-    )
-    out = os.fspath(args["out"]) if args["out"] is not None else None
-    return {
-        **{k: args[k] for k in keys},
-        "data": os.fspath(args["data"]),
-        "scores": scores,
-        "out": out,
-    }
-
-
-def _old_spellings(model, candidates, accelerator, devices, device, batch_size, batch, weights,
-                   pretrained) -> tuple[Any, str, int, str]:  # fmt: skip
-    """``(candidates, torch device kind, batch_size, weights)`` from the new and the old names."""
-    from graft.distributed import single_device
-    from graft.options import warn_deprecated
-
-    if candidates is not None:
-        warn_deprecated("candidates=", "model=")
-        model = model or candidates
-    if batch is not None:
-        warn_deprecated("batch=", "batch_size=")
-        batch_size = batch
-    if pretrained is not None:
-        warn_deprecated("pretrained=", "weights='pretrained' or weights='none'")
-        weights = "pretrained" if pretrained else "none"
-    if weights not in ("pretrained", "none"):
-        raise ConfigError(
-            f"select measures several models: weights must be pretrained or none, got {weights!r}."
-        )
-    resolved = single_device(accelerator, devices, device, what="select")
-    return model, ("cuda" if resolved.startswith("cuda") else resolved), batch_size, weights
-
-
-def _memory_mode(memory: bool | str) -> str:
-    if memory is True:
-        return "process"
-    if memory is False or memory is None:
-        return "off"
-    if memory not in MEMORY_MODES:
-        raise_unknown("memory mode", str(memory), MEMORY_MODES)
-    return str(memory)
-
-
-def check_model_args(
-    model_args: Mapping[str, Mapping[str, Any]] | None, names: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """Validate per-candidate model arguments (keys: candidate names or ``"*"``); a JSON-ready copy.
-
-    Example:
-        >>> check_model_args({"a+b": {"fusion": "gated"}}, ["a+b", "c"])
-        {'a+b': {'fusion': 'gated'}}
-    """
-    if not model_args:
-        return {}
-    if not isinstance(model_args, Mapping):
-        raise ConfigError(
-            "model_args must map a candidate name (or '*' for every candidate) to its arguments, "
-            f"e.g. {{'a+b': {{'fusion': 'gated'}}}}; got {type(model_args).__name__}."
-        )
-    out = {}
-    for name, args in model_args.items():
-        if name != EVERY_CANDIDATE and name not in names:
-            raise_unknown(
-                "candidate in model_args",
-                str(name),
-                [*names, EVERY_CANDIDATE],
-                hint="Prefix a model argument with one of the candidates "
-                "(--model-arg 'NAME:KEY=VALUE'), or leave the prefix out for every candidate.",
-            )
-        if not isinstance(args, Mapping):
-            raise ConfigError(f"model_args for {name} must be a mapping, got {args!r}.")
-        out[str(name)] = json.loads(json.dumps(dict(args)))  # recorded in selection.json
-    return out
-
-
-def args_for(settings: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The model arguments of candidate ``name``: the ``"*"`` ones, then its own on top."""
-    given = settings.get("model_args") or {}
-    return copy.deepcopy({**given.get(EVERY_CANDIDATE, {}), **given.get(name, {})})
 
 
 def _candidate_names(candidates: Sequence[str] | str | None, available: bool) -> list[str]:
@@ -349,11 +254,13 @@ def _measure_one(a: Advice, ruleset: RuleSet, context: dict, sample: list, setti
 
 def _build(create_model: Any, name: str, settings: dict, pretrained: bool = True) -> Any:
     """Candidate ``name`` with its model arguments; a missing-weights error says how to go on."""
+    from graft.models.factory import no_pretrained
+
     kwargs = args_for(settings, name)
     if "+" in name and settings["image_size"]:  # a hybrid's branches at the size fit will use
         kwargs.setdefault("image_size", settings["image_size"])
     wanted = kwargs.pop("pretrained", True)
-    weights = wanted if (pretrained and settings["weights"] != "none") else _all_false(wanted)
+    weights = wanted if (pretrained and settings["weights"] != "none") else no_pretrained(wanted)
     try:
         return create_model(name, pretrained=weights, **kwargs)
     except WeightsNotFoundError as e:
@@ -364,11 +271,6 @@ def _build(create_model: Any, name: str, settings: dict, pretrained: bool = True
             f"--model-arg '{name}:pretrained={{cnn: true, vit: false}}' (Python: "
             f"model_args={{'{name}': {{'pretrained': {{'vit': False}}}}}})."
         ) from e
-
-
-def _all_false(pretrained: Any) -> Any:
-    """Random weights everywhere; a per-branch mapping keeps its keys (so typos are still caught)."""
-    return dict.fromkeys(pretrained, False) if isinstance(pretrained, Mapping) else False
 
 
 def _control_row(name: str, sample: list, settings: dict) -> dict:
@@ -400,7 +302,7 @@ def _evaluate(
     )
     want_source = pretrained and any(s in settings["scores"] for s in SOURCE_SCORES)
     has_head = _has_source_head(model)
-    store = Path(settings["out"]) / "features" / _safe(name) if settings["out"] else None
+    store = Path(settings["out"]) / "features" / folder_name(name) if settings["out"] else None
     ex = extract_features(
         model,
         sample,
@@ -482,150 +384,6 @@ def _scores(ex: Extracted, names: Sequence[str], seed: int, row: dict) -> dict[s
             out[name] = nce(ex.source_probs, y)
         row.setdefault("score_seconds", {})[name] = round(time.perf_counter() - started, 4)
     return out
-
-
-def rank_rows(rows: list[dict], settings: dict) -> list[str]:
-    """Fill score, within_budget, pareto and rank; sort rows best first; return warnings."""
-    if not rows:
-        return ["no candidate could be measured; see skipped."]
-    rank_by, budget = settings["rank_by"], settings["latency_budget_ms"]
-    values = (
-        consensus(rows, settings["scores"])
-        if rank_by == "consensus"
-        else [r.get(rank_by) for r in rows]
-    )
-    for r, v in zip(rows, values, strict=True):
-        r["score"] = v
-        r["within_budget"] = None if budget is None else bool(r["latency_ms"] <= budget)
-    rows.sort(key=lambda r: (r["within_budget"] is False, -_num(r["score"]), r["latency_ms"]))
-    front = pareto_front([(r["latency_ms"], _num(r["score"])) for r in rows])
-    for i, (r, on_front) in enumerate(zip(rows, front, strict=True), start=1):
-        r["rank"], r["pareto"] = i, on_front
-    return _control_warning(rows)
-
-
-def consensus(rows: Sequence[dict], scores: Sequence[str]) -> list[float]:
-    """Mean over ``scores`` of each row's rank scaled to 0 (worst) .. 1 (best); ties share ranks.
-
-    A score that does not apply to a row (``None``, e.g. LEEP for a hybrid) is left out of that row's
-    mean and of the ranking for that score; a score that failed (NaN) ranks last.
-
-    Example:
-        >>> consensus([{"a": 1.0, "b": 0.5}, {"a": 2.0, "b": 0.5}], ["a", "b"])
-        [0.25, 0.75]
-        >>> consensus([{"a": 1.0, "b": None}, {"a": 2.0, "b": 0.5}, {"a": 3.0, "b": 0.1}], ["a", "b"])
-        [0.0, 0.75, 0.5]
-    """
-    from scipy.stats import rankdata
-
-    per_score = []
-    for name in scores:
-        present = np.array([r.get(name) is not None for r in rows])
-        vals = np.array([_num(r.get(name)) for r in rows])
-        if np.isfinite(vals).sum() < 1:
-            continue
-        scaled = np.full(len(rows), np.nan)
-        ranks = rankdata(vals[present])
-        scaled[present] = (ranks - 1) / max(int(present.sum()) - 1, 1)
-        per_score.append(scaled)
-    if not per_score:
-        return [float("nan")] * len(rows)
-    stacked = np.array(per_score)
-    counts = np.isfinite(stacked).sum(axis=0)
-    means = np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
-    return [float(v) for v in means]
-
-
-def _num(value: Any) -> float:
-    return float(value) if value is not None and np.isfinite(value) else float("-inf")
-
-
-def _control_warning(rows: list[dict]) -> list[str]:
-    controls = [r for r in rows if r["control"]]
-    real = [r for r in rows if not r["control"]]
-    if controls and real and _num(controls[0]["score"]) >= max(_num(r["score"]) for r in real):
-        return [
-            f"the randomly initialised control {controls[0]['candidate']} scores as well as the pretrained "
-            "candidates: the sample may be too small or the pretrained features do not fit this data."
-        ]
-    return []
-
-
-def _no_pick_reason(rows: list[dict], budget: float | None) -> str:
-    fastest = min(
-        (r for r in rows if not r["control"]), key=lambda r: r["latency_ms"], default=None
-    )
-    if fastest is None:
-        return "only the control was measured; no recommendation."
-    return (
-        f"no candidate meets the latency budget of {budget:g} ms; the fastest, {fastest['candidate']}, "
-        f"takes {fastest['latency_ms']:.1f} ms. Raise the budget or add lighter candidates."
-    )
-
-
-def fit_command(
-    data: str | os.PathLike,
-    model: str,
-    image_size: int | None = None,
-    device: str = "cpu",
-    pretrained: bool = True,
-    model_args: Mapping[str, Any] | None = None,
-) -> str:
-    """The ``graft fit`` command line that fine-tunes ``model`` on ``data`` (with its model arguments).
-
-    Example:
-        >>> fit_command("data/my pets", "efficientnet_lite0", image_size=128)
-        "graft fit 'data/my pets' --model efficientnet_lite0 --image-size 128 --out runs/fit-efficientnet_lite0"
-    """
-    parts = ["graft", "fit", os.fspath(data), "--model", model]
-    if image_size:
-        parts += ["--image-size", str(image_size)]
-    if device == "cuda":
-        parts += ["--accelerator", "gpu"]
-    if not pretrained:
-        parts += ["--weights", "none"]
-    for key, value in (model_args or {}).items():
-        parts += ["--model-arg", f"{key}={_yaml_flow(value)}"]
-    parts += ["--out", f"runs/fit-{_safe(model)}"]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def _yaml_flow(value: Any) -> str:
-    """A value as one-line YAML (what ``--model-arg KEY=VALUE`` reads back)."""
-    import yaml
-
-    return (
-        yaml.safe_dump(value, default_flow_style=True, width=10**6)
-        .strip()
-        .removesuffix("...")
-        .strip()
-    )
-
-
-def _safe(name: str) -> str:
-    """A model name as a folder name: ``tv:mobilenet_v2`` -> ``tv-mobilenet_v2``."""
-    return name.replace(":", "-").replace("/", "-").replace("@", "-")
-
-
-def write_outputs(result: SelectionResult, out: str | os.PathLike) -> dict[str, str]:
-    """Write ``selection.json``, ``selection.txt`` and ``score_vs_latency.png`` under ``out``."""
-    from graft.io import write_text
-    from graft.select.plot import plot_selection
-
-    out = Path(out)
-    files = {
-        "json": str(out / "selection.json"),
-        "table": str(out / "selection.txt"),
-        "plot": str(out / "score_vs_latency.png"),
-    }
-    result.files = files
-    if result.rows:
-        plot_selection(result, files["plot"])
-    else:
-        del files["plot"]
-    write_text(files["table"], result.summary() + "\n")
-    result.to_json(files["json"])
-    return files
 
 
 # its name before graft.select became only a package (kept for one release)

@@ -211,9 +211,9 @@ def _resolved(cfg: FitConfig, parts: FitParts, run: Path) -> FitConfig:
 
 def _write_report(run: Path) -> None:
     """The run's HTML report (rank 0, every run file written); a failure is a warning, not an error."""
-    from graft.report import write_report_safely
+    from graft.train.reporters import write_run_report  # graft.report installs it
 
-    path = write_report_safely(run)
+    path = write_run_report(run)
     if path is not None:
         log.info("report: %s", path)
 

@@ -94,7 +94,7 @@ def main() -> None:
     # write_json / write_text / write_bytes look these names up in graft.io at call time
     graft.io.atomic_write = traced(graft.io.atomic_write)
     graft.io.atomic_path = traced(graft.io.atomic_path)
-    from graft.train import fit
+    from graft import fit  # the public graft.fit: ends with report.html
 
     recorder = Recorder()
     callbacks: list[pl.Callback] = [recorder]

@@ -112,13 +112,13 @@ def test_interrupted_extraction_resumes_with_identical_features(
 def _count_extracted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record how many images each extraction run sends through the model."""
     seen: list[int] = []
-    real = extract_module._Runner.batches
+    real = extract_module.Runner.batches
 
     def counting(self, files):
         seen.append(len(files))
         yield from real(self, files)
 
-    monkeypatch.setattr(extract_module._Runner, "batches", counting)
+    monkeypatch.setattr(extract_module.Runner, "batches", counting)
     return seen
 
 

@@ -148,3 +148,25 @@ def test_cli_evaluate(
     assert json.loads((tmp_path / "e" / "metrics.json").read_text())["tta"] is True
     assert main(["evaluate", str(bundle_dir), str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_evaluate_in_a_run_folder_calls_the_installed_reporter(
+    bundle_dir: Path, tiny_folder: Path, tmp_path: Path
+) -> None:
+    from graft.train import reporters
+
+    (bundle_dir.parent / "config.yaml").write_text("model: tiny\n")  # bundle_dir sits in a run
+    calls = []
+
+    def reporter(run_dir, **options):
+        calls.append((run_dir, options))
+        return options["out"]
+
+    previous = reporters.set_run_reporter(reporter)
+    try:
+        evaluate(bundle_dir, tiny_folder, out=tmp_path / "eval")
+        evaluate(bundle_dir, tiny_folder, out=tmp_path / "quiet", report=False)
+    finally:
+        reporters.set_run_reporter(previous)
+    out = tmp_path / "eval"
+    assert calls == [(bundle_dir.parent, {"out": out / "report.html", "evaluation": out})]
