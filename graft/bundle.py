@@ -10,7 +10,7 @@ A bundle is what ``graft fit`` leaves behind and what ``graft predict``, ``graft
 
 The whole folder is written into a temporary sibling and renamed into place, so a crash never leaves
 a half-written bundle. Loading checks the format, the version and the sha256 of every file before
-reading a single tensor. Other kinds of bundle (``probe``, ``onnx``) plug in with
+reading a single tensor. Other kinds of bundle (``probe``, ``onnx``, ``ensemble``) plug in with
 :func:`register_kind`.
 
 Example:
@@ -445,6 +445,7 @@ _PLUGINS = {
     "onnx": "graft.export.runtime",
     "torchscript": "graft.export.runtime",
     "probe": "graft.features",
+    "ensemble": "graft.ensembling.storage",
 }
 
 
