@@ -186,7 +186,8 @@ def validation_probs(
     Images go through the ensemble's own pipeline (shared decode, per-member resize and
     normalisation), so the weights are chosen on exactly what predict and serve will compute.
     """
-    splits = scan_dataset(data, val_split=val_split or None, seed=seed)
+    has_val = (Path(data) / "val").is_dir()  # a val/ folder is used as it is
+    splits = scan_dataset(data, val_split=None if has_val else (val_split or None), seed=seed)
     classes = members[0].classes
     if splits.classes != classes:
         raise DataError(

@@ -64,3 +64,25 @@ def test_serve_accepts_an_ensemble(mixed, colours) -> None:
                 assert row["prob"] == pytest.approx(want["prob"], abs=1e-5)
     finally:
         server.stop()
+
+
+def test_probe_bundle_as_member(members, colours, tmp_path) -> None:
+    from graft.features import probe
+    from graft.models import create_model
+
+    torch.manual_seed(0)
+    backbone = create_model("test_resnet", num_classes=0, pretrained=False).eval()
+    p = probe(colours, clf="logreg", cv=2, model=backbone, image_size=32, val_split=0.25,
+              out=tmp_path / "probe", batch_size=8, workers=0, progress=False)  # fmt: skip
+    r = graft.ensemble([members["good"], p.bundle], data=colours, val_split=0.25,
+                       out=tmp_path / "ens")  # fmt: skip
+    assert sum(r.weights) == pytest.approx(1.0)
+    ens = load_bundle(r.path)
+    kinds = [m.kind for m in ens.extra["members"]]
+    assert set(kinds) <= {"classifier", "probe"} and len(kinds) == len(r.weights)
+    x = torch.rand(3, 3, 32, 32)
+    exported = graft.export_model(r.path, out=tmp_path / "onnx", check_size=4).path
+    with torch.inference_mode():
+        expected = ens.model(x).softmax(dim=1)
+    got = OnnxModel(exported / "model.onnx")(x).softmax(dim=1)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
