@@ -9,8 +9,13 @@ the four shipped backbones; member fits are cached under ``work_dir`` per backbo
 its members' fit times plus the ensemble step (weights chosen on val/), whether or not a member
 came from the cache. ``test_acc_equal`` is the same ensemble with equal weights.
 
-Standalone, it builds a small split of the animals sample and runs ``auto`` (Lite0 alone, the
-first member) next to the two ensembles, same split and seed::
+The ``head-only`` rows use members whose head alone was trained (``recipe="head"``,
+``HEAD_EPOCHS``): a full fine-tune of Lite2 is several times Lite0's cost on a CPU, a head-only fit a
+few seconds an epoch, so these rows show what an ensemble buys at a small price.
+
+Standalone, it builds a small split of the animals sample and runs ``auto`` (Lite0 alone) and
+Lite0 head-only next to the head-only ensembles (``--rows all``: also the ``auto``-member ensembles),
+same split and seed::
 
     nice -n 10 .venv/bin/python bench/quality_rows_ensemble.py --train 400 --val 200 --test 400 --epochs 3
 """
@@ -33,34 +38,42 @@ FIT = {
     "epochs": int(os.environ.get("GRAFT_QUALITY_EPOCHS", "3")),
     "image_size": 96,
 }
+HEAD_EPOCHS = 5  # head-only members: the backbone stays frozen, an epoch costs a few seconds
 
 
-def fit_member(data_dir: Path, seed: int, work_dir: Path, model: str) -> dict:
-    """``auto`` fit of ``model`` (cached in ``work_dir``): bundle path, seconds, test accuracy."""
+def fit_member(data_dir: Path, seed: int, work_dir: Path, model: str, recipe: str = "auto") -> dict:
+    """``recipe`` fit of ``model`` (cached in ``work_dir``): bundle path, seconds, test accuracy.
+
+    ``auto`` uses ``FIT``; ``head`` trains the head only for ``HEAD_EPOCHS`` (same image size).
+    """
     from graft.train import fit
 
-    folder = Path(work_dir) / "ensemble-members" / f"{model.replace(':', '_')}-seed{seed}"
+    tag = "" if recipe == "auto" else f"-{recipe}"
+    folder = Path(work_dir) / "ensemble-members" / f"{model.replace(':', '_')}{tag}-seed{seed}"
     record = folder / "member.json"
     if record.exists():
         return json.loads(record.read_text())
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
+    kwargs = {**FIT, "recipe": recipe}
+    if recipe == "head":
+        kwargs["epochs"] = HEAD_EPOCHS
     r = fit(str(data_dir), model=model, seed=seed, out=str(folder / "run"), report=False,
-            progress=False, **FIT)  # fmt: skip
-    out = {"model": model, "bundle": str(r.bundle), "seconds": time.perf_counter() - started,
+            progress=False, **kwargs)  # fmt: skip
+    out = {"model": model, "recipe": recipe, "bundle": str(r.bundle), "seconds": time.perf_counter() - started,
            "test_acc": r.metrics.get("test_acc")}  # fmt: skip
     record.write_text(json.dumps(out))
     return out
 
 
-def ensemble_row(models: Sequence[str]) -> Callable[[Path, int, Path], dict]:
+def ensemble_row(models: Sequence[str], recipe: str = "auto") -> Callable[[Path, int, Path], dict]:
     """A row: fit (or reuse) each member, ensemble them with weights chosen on val/, test."""
 
     def row(data_dir: Path, seed: int, work_dir: Path) -> dict:
         import graft
 
-        fits = [fit_member(data_dir, seed, work_dir, m) for m in models]
-        name = f"ensemble{len(models)}-seed{seed}"
+        fits = [fit_member(data_dir, seed, work_dir, m, recipe) for m in models]
+        name = f"ensemble{len(models)}-{recipe}-seed{seed}"
         started = time.perf_counter()
         r = graft.ensemble([f["bundle"] for f in fits], data=str(data_dir), seed=seed,
                            out=Path(work_dir) / name)  # fmt: skip
@@ -88,7 +101,15 @@ def ensemble_row(models: Sequence[str]) -> Callable[[Path, int, Path], dict]:
 ROWS: dict[str, Callable[[Path, int, Path], dict]] = {
     "ensemble-2 (lite0 + mobilenet_v2)": ensemble_row(TWO),
     "ensemble-4 (lite0/1/2 + mobilenet_v2)": ensemble_row(FOUR),
+    "ensemble-2 head-only": ensemble_row(TWO, "head"),
+    "ensemble-4 head-only": ensemble_row(FOUR, "head"),
 }
+
+
+def head_only_lite0(data_dir: Path, seed: int, work_dir: Path) -> dict:
+    """Lite0 with its head trained alone: the single-model reference of the head-only ensembles."""
+    f = fit_member(data_dir, seed, work_dir, TWO[0], "head")
+    return {"test_acc": f["test_acc"], "seconds": f["seconds"]}
 
 
 def small_split(work: Path, n_train: int, n_val: int, n_test: int, seed: int) -> Path:
@@ -124,6 +145,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="/tmp/bench_ensemble")
+    p.add_argument("--rows", default="head", help="head: head-only members; all: also auto members")
     p.add_argument("--out", default="bench/results_ensemble.json")
     args = p.parse_args()
     FIT["epochs"] = args.epochs
@@ -132,7 +154,9 @@ def main() -> None:
     load = [os.getloadavg()]
     auto = fit_member(data, args.seed, work, TWO[0])  # the `auto` row: Lite0 alone
     rows = {"auto (lite0)": {"test_acc": auto["test_acc"], "seconds": auto["seconds"]}}
-    for name, fn in ROWS.items():
+    rows["head-only (lite0)"] = head_only_lite0(data, args.seed, work)
+    chosen = {k: v for k, v in ROWS.items() if args.rows == "all" or "head-only" in k}
+    for name, fn in chosen.items():
         rows[name] = fn(data, args.seed, work)
         load.append(os.getloadavg())
     base = rows["auto (lite0)"]

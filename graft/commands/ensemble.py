@@ -30,9 +30,10 @@ class EnsembleOptions:
         default_text="equal weights",
     )
     val_split: float = option(
-        0.2, "share of train held out for choosing weights when DATA has no val/ folder "
-        "(use the value and --seed the members were fit with)",
-    )  # fmt: skip
+        0.1,
+        "share of train held out for choosing weights when DATA has no val/ folder; keep graft "
+        "fit's value (and --seed) so that it is the split the members did not train on",
+    )
     seed: int = option(0, "random seed of the validation split")
     rounds: int = option(
         20, "greedy selection rounds: weights are multiples of 1/rounds (20: steps of 0.05)"

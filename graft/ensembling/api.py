@@ -6,8 +6,9 @@ member's probabilities on the validation split are computed once and the weights
 greedy selection on the log-loss (:mod:`graft.ensembling.weights`); members left with weight 0
 are dropped. Without ``data`` every member gets the same weight.
 
-Pass the data and ``seed`` the members were fit with: the validation split is then the one they
-did not train on (a ``val/`` folder is used as it is).
+Pass the data, ``val_split`` and ``seed`` the members were fit with (the defaults are ``graft
+fit``'s): the validation split is then the one they did not train on, since both carve it with
+:func:`graft.data.scan_dataset` (a ``val/`` folder is used as it is).
 
 Example:
     >>> r = ensemble(["runs/lite0/bundle", "runs/mnv2/bundle"], data="data/pets", out="runs/ens")  # doctest: +SKIP
@@ -83,7 +84,7 @@ def ensemble(
     bundles: Sequence[str | os.PathLike | Bundle],
     data: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
-    val_split: float = 0.2,
+    val_split: float = 0.1,
     seed: int = 0,
     rounds: int = 20,
     batch_size: int = 64,
@@ -176,7 +177,7 @@ def _classes_message(first: Bundle, other: Bundle) -> str:
 def validation_probs(
     members: Sequence[Bundle],
     data: str | os.PathLike,
-    val_split: float = 0.2,
+    val_split: float = 0.1,
     seed: int = 0,
     batch_size: int = 64,
     workers: int = 0,

@@ -129,3 +129,15 @@ def test_onnx_members_are_refused_with_the_source_named(members, tmp_path) -> No
     exported = graft.export_model(members["other"], out=tmp_path / "onnx", check_size=2).path
     with pytest.raises(GraftError, match="'onnx' bundle.*PyTorch bundles"):
         graft.ensemble([members["good"], exported], out=tmp_path / "e")
+
+
+def test_default_split_is_fits_so_members_never_trained_on_it() -> None:
+    import inspect
+
+    from graft.commands.ensemble import EnsembleOptions
+    from graft.train.config import FitConfig
+
+    fit_default = FitConfig().val_split
+    assert inspect.signature(graft.ensemble).parameters["val_split"].default == fit_default
+    assert EnsembleOptions().val_split == fit_default
+    assert inspect.signature(graft.ensemble).parameters["seed"].default == FitConfig().seed
