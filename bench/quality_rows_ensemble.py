@@ -159,6 +159,7 @@ def main() -> None:
     for name, fn in chosen.items():
         rows[name] = fn(data, args.seed, work)
         load.append(os.getloadavg())
+        Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
     base = rows["auto (lite0)"]
     print(f"{'row':40s} {'test_acc':>8s} {'vs auto':>8s} {'time/auto':>9s}")
     for name, r in rows.items():

@@ -22,7 +22,7 @@ class EnsembleOptions:
         [], "member bundles (PyTorch, probe or ensemble) fit on the same classes",
         positional=True, nargs="+",
     )  # fmt: skip
-    out: str | None = option(None, "folder for the ensemble bundle (required)")
+    out: str | None = option(None, "folder for the ensemble bundle (required: there is no default)")
     data: str | None = option(
         None,
         "labelled images (the data the members were fit on): member weights are chosen on its "
