@@ -59,7 +59,7 @@ def test_weights_sum_to_one_and_are_chosen_on_val(members, colours, tmp_path) ->
     assert r.weights[r.members.index(str(members["good"]))] == max(r.weights)
     good_alone = sel["members"][1]
     assert good_alone["val_acc"] > 0.6  # the trained member beats chance (1/3) clearly
-    assert sel["val_acc"] >= sel["equal_weights"]["val_acc"] - 1e-9 or sel["method"] != "equal"
+    assert sel["val_acc"] >= good_alone["val_acc"] - 0.1  # the untrained members barely hurt
     meta = json.loads((r.path / "model.json").read_text())
     assert meta["kind"] == "ensemble" and meta["metrics"]["val_log_loss"] == sel["val_log_loss"]
     b = load_bundle(r.path)
