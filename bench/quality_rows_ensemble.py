@@ -14,8 +14,8 @@ The ``head-only`` rows use members whose head alone was trained (``recipe="head"
 few seconds an epoch, so these rows show what an ensemble buys at a small price.
 
 Standalone, it builds a small split of the animals sample and runs ``auto`` (Lite0 alone) and
-Lite0 head-only next to the head-only ensembles (``--rows all``: also the ``auto``-member ensembles),
-same split and seed::
+Lite0 head-only next to the head-only ensembles (``--rows ensemble``: also the ``auto``-member ensembles),
+same split and seed (``--rows`` picks the ensemble rows)::
 
     nice -n 10 .venv/bin/python bench/quality_rows_ensemble.py --train 400 --val 200 --test 400 --epochs 3
 """
@@ -145,7 +145,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="/tmp/bench_ensemble")
-    p.add_argument("--rows", default="head", help="head: head-only members; all: also auto members")
+    p.add_argument("--rows", default="head-only",
+                   help="comma-separated parts of ROWS names to run ('ensemble': all of them)")  # fmt: skip
     p.add_argument("--out", default="bench/results_ensemble.json")
     args = p.parse_args()
     FIT["epochs"] = args.epochs
@@ -155,7 +156,7 @@ def main() -> None:
     auto = fit_member(data, args.seed, work, TWO[0])  # the `auto` row: Lite0 alone
     rows = {"auto (lite0)": {"test_acc": auto["test_acc"], "seconds": auto["seconds"]}}
     rows["head-only (lite0)"] = head_only_lite0(data, args.seed, work)
-    chosen = {k: v for k, v in ROWS.items() if args.rows == "all" or "head-only" in k}
+    chosen = {k: v for k, v in ROWS.items() if any(part in k for part in args.rows.split(","))}
     for name, fn in chosen.items():
         rows[name] = fn(data, args.seed, work)
         load.append(os.getloadavg())
