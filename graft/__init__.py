@@ -56,6 +56,8 @@ _API: dict[str, str] = {
     "select_models": "graft.select",
     "SelectionResult": "graft.select",
     "export_model": "graft.export",
+    "ensemble": "graft.ensembling",
+    "EnsembleResult": "graft.ensembling",
     "Int8Options": "graft.export",
     # reports
     "write_report": "graft.report",

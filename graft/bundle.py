@@ -10,8 +10,8 @@ A bundle is what ``graft fit`` leaves behind and what ``graft predict``, ``graft
 
 The whole folder is written into a temporary sibling and renamed into place, so a crash never leaves
 a half-written bundle. Loading checks the format, the version and the sha256 of every file before
-reading a single tensor. Other kinds of bundle (``probe``, ``onnx``) plug in with
-:func:`register_kind`.
+reading a single tensor. Other kinds of bundle (``probe``, ``onnx``, ``ensemble``) plug in with
+:func:`register_kind` (the registry is :mod:`graft.bundle_kinds`).
 
 Example:
     >>> import timm, tempfile
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import importlib
 import os
 import shutil
 import tempfile
@@ -40,7 +39,9 @@ import torch
 from torch import nn
 
 from graft.bundle_checks import check_head, check_meta
-from graft.errors import GraftError, UnsafeFileError, raise_unknown
+from graft.bundle_kinds import loader_for, register_kind
+from graft.bundle_kinds import registered_kinds as registered_kinds  # re-exported
+from graft.errors import GraftError, UnsafeFileError
 from graft.io import file_mode, make_temp_dir, read_json, sha256_file, write_json
 from graft.log import get_logger
 
@@ -84,30 +85,6 @@ class Bundle:
         with torch.inference_mode():
             out = self.model(batch.to(self.device))
         return out.detach().float().cpu()
-
-
-Loader = Callable[[Path, dict, str], Bundle]
-_LOADERS: dict[str, Loader] = {}
-
-
-def register_kind(kind: str, loader: Loader) -> None:
-    """Register ``loader(path, meta, device) -> Bundle`` for bundles whose model.json says ``kind``.
-
-    The loader is called after the format, version and file checksums are verified. Registering
-    the same kind twice is an error (no silent overwrite).
-
-    Example:
-        >>> register_kind("my-kind", lambda path, meta, device: ...)  # doctest: +SKIP
-    """
-    if kind in _LOADERS and _LOADERS[kind] is not loader:
-        raise ValueError(f"bundle kind '{kind}' is already registered by {_LOADERS[kind]!r}")
-    _LOADERS[kind] = loader
-
-
-def registered_kinds() -> list[str]:
-    """Names of the bundle kinds that :func:`load_bundle` can read."""
-    _ensure_builtin_kinds()
-    return sorted(_LOADERS)
 
 
 # ----------------------------------------------------------------------------------------- saving
@@ -308,16 +285,8 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     folder = _bundle_folder(Path(path))
     meta = read_meta(folder)
     verify_files(folder, meta)
-    kind = meta.get("kind", "classifier")
-    _ensure_builtin_kinds(kind)
-    if kind not in _LOADERS:
-        raise_unknown(
-            "bundle kind",
-            kind,
-            _LOADERS,
-            hint=f"(in {folder / META_FILE}; is the plugin that writes it installed?)",
-        )
-    return _LOADERS[kind](folder, meta, device)
+    loader = loader_for(meta.get("kind", "classifier"), str(folder / META_FILE))
+    return loader(folder, meta, device)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -440,18 +409,4 @@ def load_weights(model: nn.Module, path: Path) -> None:
         ) from e
 
 
-# kinds whose loader lives in another package: importing it registers the loader
-_PLUGINS = {
-    "onnx": "graft.export.runtime",
-    "torchscript": "graft.export.runtime",
-    "probe": "graft.features",
-}
-
-
-def _ensure_builtin_kinds(kind: str | None = None) -> None:
-    _LOADERS.setdefault("classifier", load_classifier)
-    wanted = [kind] if kind else list(_PLUGINS)
-    for name in wanted:
-        if name in _PLUGINS and name not in _LOADERS:
-            with contextlib.suppress(ImportError):
-                importlib.import_module(_PLUGINS[name])
+register_kind("classifier", load_classifier)

@@ -170,7 +170,7 @@ def _export_onnx(
     int8: Int8Options | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     fp32 = work / "fp32.onnx"
-    to_onnx(freeze_same_padding(model, source.data_config["input_size"]), x[:2], fp32, opset)
+    to_onnx(_static_padding(model, source.data_config["input_size"]), x[:2], fp32, opset)
     reference = _reference_logits(model, x)
     fp32_parity = compare(reference, OnnxModel(fp32)(x))
     _check_dynamic_batch(fp32, x)
@@ -191,6 +191,14 @@ def _export_onnx(
     parity = compare(reference, OnnxModel(final)(x))
     parity["fp32"] = fp32_parity if mode else None
     return final, parity
+
+
+def _static_padding(model: nn.Module, input_size: list[int]) -> nn.Module:
+    """Fixed "SAME" paddings; an ensemble fixes each member for its own input size."""
+    map_members = getattr(model, "map_members", None)
+    if map_members is not None:
+        return map_members(freeze_same_padding, int(input_size[0]))
+    return freeze_same_padding(model, input_size)
 
 
 def to_onnx(
