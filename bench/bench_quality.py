@@ -37,7 +37,7 @@ Row = Callable[[Path, int, Path], dict]
 def protocol() -> dict:
     """The run's protocol for rows: image_size, epochs (None = automatic), flip, batch_size, model."""
     raw = os.environ.get("GRAFT_QUALITY_PROTOCOL", "{}")
-    return {"image_size": 96, "epochs": None, "flip": True, "batch_size": 32,
+    return {"image_size": 96, "epochs": None, "flip": True, "batch_size": 32, "workers": 0,
             "model": "efficientnet_lite0", **json.loads(raw)}  # fmt: skip
 
 
@@ -45,10 +45,10 @@ def build_split(name: str, seed: int, n_train: int, n_val: int, n_test: int, wor
     """``work/splits/NAME-sSEED`` with train/ val/ test/ symlinked from the sample dataset."""
     from graft.data import sample_dataset
 
-    full = sample_dataset(name, work / "samples" / name)
     dest = work / "splits" / f"{name}-s{seed}-n{n_train}-v{n_val}-t{n_test}"
     if (dest / ".done").exists():
         return dest
+    full = sample_dataset(name, work / "samples" / name)
     rng = random.Random(seed)
     train = [(c.name, f) for c in sorted((full / "train").iterdir()) if c.is_dir()
              for f in sorted(c.iterdir())]  # fmt: skip
@@ -56,6 +56,7 @@ def build_split(name: str, seed: int, n_train: int, n_val: int, n_test: int, wor
             for f in sorted(c.iterdir())]  # fmt: skip
     rng.shuffle(train)
     rng.shuffle(test)
+    n_train = min(n_train, len(train) - n_val)  # digits: 1,437 train images in all
     parts = {
         "train": train[:n_train],
         "val": train[n_train : n_train + n_val],
@@ -101,6 +102,7 @@ def main() -> None:
     p.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
     p.add_argument("--work", default="/tmp/bench_quality")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes per fit")
     args = p.parse_args()
     if args.threads:
         import torch
@@ -109,18 +111,22 @@ def main() -> None:
     work = Path(args.work)
     rows = load_rows(args.rows)
     results: list[dict] = []
-    for name in args.datasets.split(","):
-        for seed in range(args.seeds):
+    log = work / "quality.jsonl"  # one line per finished row: a cut-short run keeps its rows
+    for seed in range(args.seeds):  # seed-major: a cut-short run stays balanced across datasets
+        for name in args.datasets.split(","):
             data = build_split(name, seed, args.train, args.val, args.test, work)
             os.environ["GRAFT_QUALITY_PROTOCOL"] = json.dumps(
-                {"image_size": args.image_size, "epochs": args.epochs, "flip": name != "digits"}
-            )
+                {"image_size": args.image_size, "epochs": args.epochs, "flip": name != "digits",
+                 "workers": args.workers}
+            )  # fmt: skip
             for row, fn in rows.items():
                 out = work / "runs" / f"{name}-s{seed}-{row}-{int(time.time())}"
                 out.mkdir(parents=True)
                 res = {"dataset": name, "seed": seed, "row": row, **fn(data, seed, out)}
                 results.append(res)
                 print(json.dumps(res), flush=True)
+                with open(log, "a") as f:
+                    f.write(json.dumps(res) + "\n")
     (work / "quality.json").write_text(json.dumps(results, indent=1))
     print(report(results))
 
