@@ -159,7 +159,8 @@ class FitConfig:
     average: Literal["none", "swa", "top-k", "greedy-soup"] = option(
         "none",
         "average the weights of the last phase's epochs: swa (all), top-k (--average-k best on "
-        "val), greedy-soup (added while val does not drop); BatchNorm statistics recomputed",
+        "val), greedy-soup (added while val does not drop); BatchNorm statistics recomputed "
+        "when they differ between the epochs",
     )
     average_k: int = option(3, "--average top-k: how many epochs to average")
     tta: bool = option(

@@ -20,7 +20,7 @@ def _metrics(run) -> dict:
 
 def test_wise_chooses_alpha_on_validation_and_saves_those_weights(tiny_folder, tmp_path, tiny_opts):
     run = tmp_path / "wise"
-    result = fit(tiny_folder, out=str(run), epochs=4, wise=True, seed=3, report=False, **tiny_opts)
+    result = fit(tiny_folder, out=str(run), epochs=4, wise=True, seed=3, **tiny_opts)
     wise = _metrics(run)["weights"]["wise"]
     curve = dict((a, acc) for a, acc in wise["curve"])
     assert list(curve) == [round(0.1 * i, 1) for i in range(11)]
@@ -32,6 +32,7 @@ def test_wise_chooses_alpha_on_validation_and_saves_those_weights(tiny_folder, t
     assert result.metrics["wise_alpha"] == wise["alpha"]
     assert not (run / "checkpoints" / "weights").exists()  # kept weights removed at the end
     assert load_file(str(result.bundle / "model.safetensors"))
+    assert "WiSE-FT: validation accuracy by alpha" in (run / "report.html").read_text()
 
 
 def test_average_swa_keeps_auto_statistics_and_recomputes_trained_ones(
