@@ -9,7 +9,7 @@ Order: the best checkpoint is loaded (as always), then
    :func:`torch.optim.swa_utils.update_bn` when the checkpoints' statistics differ (recipes that
    train BatchNorm, e.g. ``full``). When they are identical (``auto`` keeps BatchNorm in eval mode,
    so every checkpoint holds the pre-trained statistics the weights were trained with) they are
-   kept: recomputing them there changed the function and cost up to 40 points on the digits sample.
+   kept: recomputing them there changed the function and cost 37 to 40 points in a small digits run.
 2. ``wise`` (recipe ``auto``): ``(1 - alpha) * head-phase weights + alpha * fine-tuned weights`` for
    alpha in 0, 0.1, ..., 1, every tensor interpolated, BatchNorm running statistics included; the
    alpha with the best validation accuracy is kept (ties go to the larger alpha, and alpha = 1 is
@@ -143,7 +143,7 @@ def _average_bn(model: torch.nn.Module, paths: list, dm: Any, device) -> str:
     When they are identical (``auto`` keeps BatchNorm in eval mode: the pre-trained statistics
     never change), the average already holds the exact statistics every averaged weight was
     trained with, and measuring new ones changes the function: on the digits sample that cost
-    40 points (docs/benchmarks/quality.md). They are kept then.
+    37 to 40 points (docs/benchmarks/quality.md). They are kept then.
     """
     from safetensors.torch import load_file
 

@@ -92,7 +92,9 @@ def test_recompute_bn_measures_the_datas_statistics():
     model = _net()
     assert torch.equal(model[1].running_mean, torch.zeros(4))
     torch.manual_seed(0)
-    batches = [(torch.randn(64, 2) * 0.1 + 5.0, torch.zeros(64, dtype=torch.long)) for _ in range(4)]
+    batches = [
+        (torch.randn(64, 2) * 0.1 + 5.0, torch.zeros(64, dtype=torch.long)) for _ in range(4)
+    ]
     expected = torch.cat([model[0](x) for x, _ in batches]).mean(0).detach()
     assert recompute_bn(model, [*batches, None])  # a None batch (unreadable images) is skipped
     assert torch.allclose(model[1].running_mean, expected, atol=1e-4)
