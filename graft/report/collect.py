@@ -39,6 +39,7 @@ class RunData:
     steps: list[dict[str, float]] = field(default_factory=list)  # logs*/metrics.csv, raw rows
     events: list[dict[str, Any]] = field(default_factory=list)  # unfreezing events
     metrics: dict[str, Any] = field(default_factory=dict)  # final metrics
+    weights: dict[str, Any] = field(default_factory=dict)  # WiSE-FT / averaging choices
     bundle_meta: dict[str, Any] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)  # piece -> why it is missing
@@ -134,6 +135,7 @@ def _read_final(run: Path, data: RunData) -> None:
             loaded = read_json(summary)
             data.metrics = dict(loaded.get("metrics") or {})
             data.events = list(loaded.get("unfreezing") or [])
+            data.weights = dict(loaded.get("weights") or {})
         except (GraftError, AttributeError) as e:
             data.notes["metrics"] = f"{summary} could not be read: {e}"
     if not data.metrics and data.bundle_meta:

@@ -37,7 +37,9 @@ def header_section(ctx: ReportContext) -> Section:
         ("graft version", _versions(meta)),
         ("data", run.config.get("data", "?")),
     ]
-    section.body = table(["", "value"], rows, numeric=False) + _metrics(run.metrics)
+    section.body = (
+        table(["", "value"], rows, numeric=False) + _metrics(run.metrics) + _weights(run.weights)
+    )
     return section
 
 
@@ -63,6 +65,28 @@ def _metrics(metrics: dict[str, Any]) -> str:
         return '<p class="note">no final metrics (metrics.json is missing)</p>'
     rows = [(k, float(v) if isinstance(v, (int, float)) else str(v)) for k, v in metrics.items()]
     return "<h3>Final metrics</h3>" + table(["metric", "value"], rows)
+
+
+def _weights(weights: dict[str, Any]) -> str:
+    """WiSE-FT's validation curve and the averaged epochs (``metrics.json`` ``"weights"``)."""
+    html = ""
+    wise = weights.get("wise")
+    if wise:
+        rows = [(f"{a:.1f}" + (" (chosen)" if a == wise["alpha"] else ""), acc)
+                for a, acc in wise["curve"]]  # fmt: skip
+        html += (
+            "<h3>WiSE-FT: validation accuracy by alpha</h3><p>alpha 0 = head-phase weights, "
+            "1 = fine-tuned weights; BatchNorm statistics "
+            f"{esc(str(wise.get('bn', '?')))}.</p>" + table(["alpha", "val acc"], rows)
+        )
+    avg = weights.get("average")
+    if avg:
+        rows = [("method", str(avg.get("method"))), ("epochs averaged", str(avg.get("epochs"))),
+                ("BatchNorm statistics", str(avg.get("bn", "?")))]  # fmt: skip
+        if "soup_curve" in avg:
+            rows.append(("greedy-soup val acc per step", str(avg["soup_curve"])))
+        html += "<h3>Weight averaging</h3>" + table(["", "value"], rows, numeric=False)
+    return html
 
 
 def config_section(ctx: ReportContext) -> Section:

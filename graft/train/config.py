@@ -36,6 +36,12 @@ BnPolicy = Literal["auto", "frozen", "eval", "train"]
 class FitConfig:
     """Options of :func:`graft.fit` / ``graft fit`` (``None`` means: chosen automatically)."""
 
+    preset: Literal["fast", "balanced", "best"] | None = option(
+        None,
+        "fast (linear probe on frozen features), balanced (recipe auto), best (auto + weight "
+        "averaging + TTA at evaluation); explicit options win (docs/how-to/more-accuracy.md)",
+        default_text="none",
+    )
     # data
     data: str | None = option(
         None, "ImageFolder root (class sub-folders, or train/ val/ test/ folders) or a labels CSV"
@@ -144,6 +150,24 @@ class FitConfig:
     label_smoothing: float = option(0.1, "cross-entropy label smoothing (0: off)")
     mixup: float = option(0.0, "mixup alpha (0: off; 0.2 for small noisy datasets)")
     cutmix: float = option(0.0, "cutmix alpha (0: off)")
+    wise: bool | None = option(
+        None,
+        "recipe auto: WiSE-FT, mix the head-phase and fine-tuned weights with the alpha (0..1) "
+        "best on validation (alpha 1 = plain fine-tuning)",
+        default_text="off (docs/benchmarks/quality.md)",
+    )
+    average: Literal["none", "swa", "top-k", "greedy-soup"] = option(
+        "none",
+        "average the weights of the last phase's epochs: swa (all), top-k (--average-k best on "
+        "val), greedy-soup (added while val does not drop); BatchNorm statistics recomputed "
+        "when they differ between the epochs",
+    )
+    average_k: int = option(3, "--average top-k: how many epochs to average")
+    tta: bool = option(
+        False,
+        "also report val/test accuracy with test-time augmentation (image + mirror averaged; "
+        "off with --no-flip); predict/evaluate take --tta",
+    )
     ema: bool = option(False, "also keep an exponential moving average of the weights")
     ema_decay: float = option(0.998, "EMA decay per step (closer to 1: slower average)")
     grad_clip: float | None = option(1.0, "gradient norm clip (0 or none: off)")
@@ -210,6 +234,13 @@ class FitConfig:
             )
         if self.lr_mult < 1:
             raise ConfigError(f"lr_mult is head LR / stem LR and must be >= 1, got {self.lr_mult}")
+        if self.average_k < 1:
+            raise ConfigError(f"average_k must be at least 1, got {self.average_k}")
+        if self.wise and self.recipe != "auto":
+            raise ConfigError(
+                f"--wise mixes the head-phase and fine-tuned weights of recipe 'auto'; recipe "
+                f"{self.recipe!r} has no head phase. Use --recipe auto, or drop --wise."
+            )
         if self.recipe == "freeze-upto" and self.freeze_upto is None:
             raise ConfigError(
                 "recipe 'freeze-upto' needs freeze_upto=K (--freeze-upto K): groups [0, K) stay frozen."

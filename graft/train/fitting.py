@@ -38,6 +38,7 @@ from graft.train.config import FitConfig
 from graft.train.datamodule import FitDataModule
 from graft.train.frozen_cache import cache_head_inputs, can_cache, head_suffix
 from graft.train.groups import ModelGroups
+from graft.train.improve import improve_weights, metric_values, tta_metrics, wants_snapshots
 from graft.train.loggers import log_config, log_final
 from graft.train.module import GraftModule
 from graft.train.outputs import save_trained_bundle, write_history
@@ -50,9 +51,11 @@ from graft.train.resume_check import (
     run_identity,
 )
 from graft.train.run_guard import claim_run
+from graft.train.snapshots import WeightSnapshots, remove_snapshots
 from graft.train.trainer import make_trainer
 
 log = get_logger("graft.train")
+SNAPSHOTS = "checkpoints/weights"  # kept weights for WiSE-FT / --average (graft.train.snapshots)
 
 
 @dataclass
@@ -128,6 +131,10 @@ def fit(
     """
     begun = time.perf_counter()
     cfg = resolve_config(data, config, options)
+    if cfg.preset == "fast":
+        from graft.train.presets import fit_fast
+
+        return fit_fast(cfg, begun)
     _tune_allocator()
     if cfg.dry_run:
         return _dry_run(cfg, begun)
@@ -157,6 +164,9 @@ def _fit(
     cfg = parts.cfg = _resolved(cfg, parts, run)
     progress = announce(cfg, parts, dm.cached_epochs, time.perf_counter() - begun, sized)
     callbacks = [*(callbacks or []), *([progress] if progress else [])]
+    keep_lp, keep_epochs = wants_snapshots(cfg)
+    if keep_lp or keep_epochs:
+        callbacks.append(WeightSnapshots(run / SNAPSHOTS, plan, keep_lp, keep_epochs))
     trainer, checkpoints = make_trainer(
         cfg, run, plan, [*callbacks, RunIdentity(identity)],
         steps_per_epoch=len(dm.train_set) // cfg.batch_size,
@@ -171,7 +181,11 @@ def _fit(
     seconds = time.perf_counter() - started
     history = write_history(run, plan) if trainer.is_global_zero else []
     _load_best(module, checkpoints, cfg)
+    improved = improve_weights(parts, module, run / SNAPSHOTS) if keep_lp or keep_epochs else {}
     metrics = _final_metrics(trainer, module, dm, seconds, len(parts.splits.train), plan)
+    metrics.update(metric_values(improved))
+    if cfg.tta and cfg.flip:
+        metrics.update(tta_metrics(module, parts.datamodule))
     if on_trained is not None:
         metrics.update(on_trained(parts, module, metrics) or {})
     log_final(trainer, metrics)
@@ -181,7 +195,9 @@ def _fit(
         bundle = save_trained_bundle(
             bundle, module.eval_model(), parts.splits.classes, parts.data_config, cfg, plan, metrics
         )
-        write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events})
+        write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events,
+                                          **({"weights": improved} if improved else {})})  # fmt: skip
+        remove_snapshots(run / SNAPSHOTS)
         if cfg.report:
             _write_report(run)
     trainer.strategy.barrier("graft-fit-outputs")
@@ -292,6 +308,10 @@ def resolve_config(
                 changed["data"] = str(data)
             merged = {**previous, **changed, "resume": True}
             check_resume_options(previous, merged, bool(merged.get("resume_force")))
+    elif merged.get("preset"):  # explicit options win; a resumed run keeps its saved options
+        from graft.train.presets import explicit_keys, with_preset
+
+        merged = with_preset(merged, explicit_keys(base, FitConfig().to_dict(), options))
     cfg = FitConfig.from_dict(merged)
     if not cfg.data:
         raise ConfigError(
