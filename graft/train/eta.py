@@ -22,7 +22,8 @@ are listed by name in :attr:`Estimate.fixed`:
   ``best weights reload`` (a checkpoint-sized ``torch.load``), ``bundle`` (safetensors
   serialisation of the weights);
 - modelled: ``report`` (predictions on at most 256 validation images, 8 Grad-CAM images, 200
-  images decoded for statistics, four figures rendered: a matplotlib figure is timed once).
+  images decoded for statistics at the timed decoding of 8 training images, four figures at the
+  timed rendering of a matplotlib figure).
 
 Example:
     >>> est = estimate(cfg, parts, cached_epochs=range(0, 2))  # doctest: +SKIP
@@ -104,13 +105,15 @@ def estimate(cfg: Any, parts: Any, cached_epochs: range = range(0), batches: int
         save, load = _time_checkpoint(model)
         timings["checkpoint"] = save
         per_epoch = [s + 2 * save for s in per_epoch]
-        fixed = {"scan and model": already}
-        if cached_epochs and getattr(dm, "cached_train", None) is None:  # fit builds it later
+        built = getattr(dm, "cached_train", None) is not None  # fit built it before estimating
+        fixed = {"scan, model and frozen cache" if built else "scan and model": already}
+        if cached_epochs and not built:
             fixed["frozen cache"] = ev.epoch(n_train)
         fixed["best weights reload"] = load
         fixed["bundle"] = _time_bundle(model)
         if getattr(cfg, "report", False):
-            fixed["report"] = _model_report(ev, n_val or n_test, cfg.batch_size, kinds)
+            decode = _time_decoding(parts.splits.train)
+            fixed["report"] = _model_report(ev, n_val or n_test, cfg.batch_size, kinds, decode)
         if getattr(cfg, "progress", True):  # fit times these batches again before training
             fixed["timing probes"] = time.perf_counter() - begun
         after = ("best weights reload", "bundle", "report")
@@ -167,21 +170,36 @@ def _time_bundle(model: nn.Module) -> float:
 
 
 def _model_report(ev: _LoaderTime, n_eval: int, batch_size: int,
-                  kinds: dict[tuple, _LoaderTime]) -> float:  # fmt: skip
+                  kinds: dict[tuple, _LoaderTime], decode: float = 0.0) -> float:  # fmt: skip
     """Modelled seconds of the HTML report (graft.report): predictions on at most 256 evaluation
-    images, 200 images decoded for statistics (at an evaluation batch's cost, an upper bound), 8
-    Grad-CAM images (a forward and backward each at batch size one: three times a training
-    image's share of the slowest step timed) and four figures (one matplotlib figure is timed).
+    images, 200 images decoded for statistics (``decode``: seconds per image), 8 Grad-CAM images
+    (a forward and backward each at batch size one: three times a training image's share of the
+    slowest step timed) and four figures (matplotlib timed: one figure with its import, one more).
 
     Example:
-        >>> _model_report(_LoaderTime(1.0, 0.5), 100, 32, {}) > 1.0 + 3 * 0.5
+        >>> _model_report(_LoaderTime(1.0, 0.5), 100, 32, {}, decode=0.01) > 1.0 + 3 * 0.5 + 2.0
         True
     """
     predictions = ev.epoch(_batches(min(256, n_eval), batch_size))
-    decoding = ev.steady * 200 / max(batch_size, 1)
     steps = [k.steady for k in kinds.values()]
     gradcam = 8 * (max(steps) if steps else ev.steady) / max(batch_size, 1) * 3
-    return predictions + decoding + gradcam + 4 * _time_figure()
+    first = _time_figure()
+    return predictions + 200 * decode + gradcam + first + 3 * _time_figure()
+
+
+def _time_decoding(samples: Any, n: int = 8) -> float:
+    """Seconds to decode one image to RGB pixels, over the first ``n`` of ``samples``."""
+    import numpy as np
+    from PIL import Image
+
+    paths = [p for p, _ in list(samples)[:n]]
+    if not paths:
+        return 0.0
+    started = time.perf_counter()
+    for path in paths:
+        with Image.open(path) as img:
+            np.asarray(img.convert("RGB"))
+    return (time.perf_counter() - started) / len(paths)
 
 
 def _time_figure() -> float:
