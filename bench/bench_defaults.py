@@ -7,8 +7,9 @@ scikit-image's photos (random crops of 8 photos, rescaled to 180-260 px; the cla
 Subsets of each (``--train`` / ``--test`` images) and ``--epochs`` in total (recipe auto) keep it
 CPU-sized; every setting trains from the same shipped ImageNet weights and seed.
 
-``eta``: the ``--dry-run`` estimate against the measured wall time of the same ``fit`` call (report
-off), animals at 96 px, ``--runs`` times; the ratio estimate / measured of each run and their median.
+``eta``: the ``--dry-run`` estimate against the measured wall time of the same ``fit`` call (progress
+on, as ``graft fit`` runs it; report off unless ``--report``), animals at 96 px, ``--runs`` times;
+the ratio estimate / measured of each run, their median and spread.
 
 ``norm``: ``pretrained`` vs ``dataset`` normalization (linear probe on frozen features and a short
 ``head`` fine-tune, 112 px) on the three sets and on photos made darker / flatter (pixel maps
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+IMAGENET = "0.485,0.456,0.406:0.229,0.224,0.225"
 PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "coins", "horse", "moon")
 
 
@@ -46,6 +48,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sizes", default="auto,224,96")
     p.add_argument("--sets", default="animals,digits,photos")
     p.add_argument("--runs", type=int, default=3, help="eta: repetitions")
+    p.add_argument("--report", action="store_true", help="eta: write the HTML report too")
+    p.add_argument(
+        "--explicit",
+        default=IMAGENET,
+        help="norm: the MEAN:STD row (default ImageNet's, a common explicit choice)",
+    )
     p.add_argument("--work", default="/tmp/bench_defaults")
     p.add_argument("--out", default="bench/results_defaults.json")
     return p.parse_args()
@@ -141,10 +149,19 @@ def bench_eta(args: argparse.Namespace, work: Path) -> list[dict]:
         out = work / f"eta-{i}"
         shutil.rmtree(out, ignore_errors=True)
         dry = fit(str(data), model=args.model, recipe="auto", epochs=args.epochs, image_size=96,
-                  seed=i, out=str(out), dry_run=True)  # fmt: skip
+                  seed=i, out=str(out), report=args.report, dry_run=True)  # fmt: skip
+        print(dry.plan_text, flush=True)
         started = time.perf_counter()
-        fit(str(data), model=args.model, recipe="auto", epochs=args.epochs, image_size=96,
-            seed=i, out=str(out), report=False, progress=False)  # fmt: skip
+        fit(
+            str(data),
+            model=args.model,
+            recipe="auto",
+            epochs=args.epochs,
+            image_size=96,
+            seed=i,
+            out=str(out),
+            report=args.report,
+        )  # fmt: skip  (progress on, as graft fit)
         measured = time.perf_counter() - started
         estimate = dry.metrics["estimated_seconds"]
         row = {"run": i, "estimated_s": estimate, "measured_s": round(measured, 1),
@@ -152,7 +169,8 @@ def bench_eta(args: argparse.Namespace, work: Path) -> list[dict]:
         print(json.dumps(row), flush=True)
         rows.append(row)
     ratios = [r["ratio"] for r in rows]
-    print(json.dumps({"median_ratio": statistics.median(ratios), "ratios": ratios}))
+    print(json.dumps({"median_ratio": statistics.median(ratios), "ratios": ratios,
+                      "spread": round(max(ratios) - min(ratios), 3)}))  # fmt: skip
     return rows
 
 
@@ -180,17 +198,21 @@ def bench_norm(args: argparse.Namespace, work: Path) -> list[dict]:
 
     pre = pretrained_cfg_for(args.model)
     base = photos(work, args.train, args.test)
-    sets = {
-        "animals": sample("animals", work, args.train, args.test),
-        "digits": sample("digits", work, args.train, args.test),
-        "photos": base,
-        "photos-dark": remapped(base, work / "photos-dark", lambda p: 0.25 * p),
-        "photos-flat": remapped(base, work / "photos-flat", lambda p: 0.5 + 0.2 * (p - 0.5)),
+    makers = {
+        "animals": lambda: sample("animals", work, args.train, args.test),
+        "digits": lambda: sample("digits", work, args.train, args.test),
+        "photos": lambda: base,
+        "photos-dark": lambda: remapped(base, work / "photos-dark", lambda p: 0.25 * p),
+        "photos-flat": lambda: remapped(
+            base, work / "photos-flat", lambda p: 0.5 + 0.2 * (p - 0.5)
+        ),
     }
     opts = argparse.Namespace(model=args.model, image_size=112, seed=0, recipe="head",
                               epochs=args.epochs, batch_size=32)  # fmt: skip
+    modes = ("pretrained", "dataset", args.explicit)
     rows = []
-    for name, root in sets.items():
+    for name in args.sets.split(","):
+        root = makers[name]()
         stats = normalization_stats(scan_dataset(root, verify=False), progress=False)
         shift = max(
             abs(m - pm) / ps
@@ -200,10 +222,12 @@ def bench_norm(args: argparse.Namespace, work: Path) -> list[dict]:
         advice = recommend_normalization(stats["mean"], stats["std"], 0.0, pre["mean"], pre["std"])
         row = {"set": name, "mean_shift": round(shift, 2), "std_ratio": round(ratio, 2),
                "advice": advice[0]}  # fmt: skip
-        for mode in ("pretrained", "dataset"):
-            row[f"probe_{mode}"] = probe_accuracy(root, mode, stats, opts)["test_accuracy"]
+        for mode in modes:
+            key = "explicit" if mode == args.explicit else mode
+            row[f"probe_{key}"] = probe_accuracy(root, mode, stats, opts)["test_accuracy"]
             opts.out = str(work / f"norm-{name}")
-            row[f"fit_{mode}"] = fit_accuracy(root, mode, opts)["test_accuracy"]
+            row[f"fit_{key}"] = fit_accuracy(root, mode, opts)["test_accuracy"]
+        row["explicit"] = args.explicit
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

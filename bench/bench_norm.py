@@ -53,6 +53,12 @@ def probe_accuracy(root: Path, mode: str, stats: dict[str, list[float]], args) -
     net = graft.create_model(args.model, num_classes=0, pretrained=True)
     if mode == "dataset":  # extraction derives its data config from the model's pretrained_cfg
         net.pretrained_cfg = {**net.pretrained_cfg, "mean": stats["mean"], "std": stats["std"]}
+    elif mode != "pretrained":  # MEAN:STD, one value per channel or one for all
+        from graft.data import parse_normalization
+
+        mean, std = parse_normalization(mode)
+        net.pretrained_cfg = {**net.pretrained_cfg, "mean": tuple(mean) * (3 // len(mean)),
+                              "std": tuple(std) * (3 // len(std))}  # fmt: skip
     start = time.perf_counter()
     feats = graft.extract(root, model=net, image_size=args.image_size, progress=False, workers=0)
     train, test = (np.asarray(feats.splits) == s for s in ("train", "test"))

@@ -100,7 +100,7 @@ def extract(
     tune_allocator()
     if out is not None:  # before any work: a file, an unwritable place, inside the data folder
         check_out_folder(out, data if isinstance(data, (str, os.PathLike)) else None)
-    net, name = _load_model(model, weights, model_args)
+    net, name = _load_model(model, weights, model_args, image_size)
     splits = _scan(data)
     samples = _tagged_samples(splits)
     data_cfg = _data_config(net, image_size)
@@ -164,8 +164,14 @@ def _extract_rank(data: Any, kwargs: dict[str, Any]) -> None:
 
 
 def _load_model(
-    model: str | nn.Module, weights: str, model_args: Mapping[str, Any] | None = None
+    model: str | nn.Module,
+    weights: str,
+    model_args: Mapping[str, Any] | None = None,
+    image_size: Any = None,
 ) -> tuple[nn.Module, str]:
+    """The model (built from its name, or as given) and its name. A hybrid name is built for
+    ``image_size`` like in ``graft fit`` (every branch computes at it, unless ``model_args`` gives
+    a branch its own size: graft.hybrid.sizes)."""
     if isinstance(model, nn.Module):
         if model_args:
             raise ConfigError(
@@ -182,6 +188,8 @@ def _load_model(
     pretrained = no_pretrained(wanted) if weights == "none" else wanted
     if weights not in ("pretrained", "none"):
         kwargs["weights"] = weights  # a weights file
+    if "+" in str(model) and image_size is not None:
+        kwargs.setdefault("image_size", image_size)
     return create_model(str(model), num_classes=0, pretrained=pretrained, **kwargs), str(model)
 
 

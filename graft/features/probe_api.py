@@ -155,7 +155,7 @@ def _features(
         return None, data
     if isinstance(data, (str, os.PathLike)) and (Path(data) / "manifest.json").exists():
         return None, Features.load(data)
-    backbone = model if isinstance(model, nn.Module) else _backbone(str(model), weights)
+    backbone = model if isinstance(model, nn.Module) else _backbone(str(model), weights, image_size)
     feats = extract(
         data,
         model=backbone,
@@ -170,13 +170,15 @@ def _features(
     return backbone, feats
 
 
-def _backbone(name: str, weights: str | bool) -> nn.Module:
+def _backbone(name: str, weights: str | bool, image_size: Any = None) -> nn.Module:
+    """The headless backbone ``name``; a hybrid is built for ``image_size`` (as in graft fit)."""
     from graft.models import create_model
 
+    sized = {"image_size": image_size} if "+" in name and image_size is not None else {}
     if isinstance(weights, bool):  # pretrained=True/False
-        return create_model(name, num_classes=0, pretrained=weights)
+        return create_model(name, num_classes=0, pretrained=weights, **sized)
     file = None if weights in ("pretrained", "none") else weights
-    return create_model(name, num_classes=0, pretrained=weights != "none", weights=file)
+    return create_model(name, num_classes=0, pretrained=weights != "none", weights=file, **sized)
 
 
 def _splits(feats: Features, val_split: float | None, seed: int):

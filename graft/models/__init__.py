@@ -24,7 +24,7 @@ from graft.models.groups import param_groups
 from graft.models.heads import MLPHead, head_spec
 from graft.models.loading import WeightsMismatchError
 from graft.models.names import ALIASES, DEFAULT_BACKBONE
-from graft.models.registry import available_models, list_models
+from graft.models.registry import available_models, list_models, pretrained_input_size
 from graft.models.summary import trainable_summary
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "head_spec",
     "list_models",
     "param_groups",
+    "pretrained_input_size",
     "replace_head",
     "select_params",
     "set_frozen_state",

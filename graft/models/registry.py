@@ -117,6 +117,20 @@ def _known_hub_files() -> dict[str, list[str]]:
     return files
 
 
+def pretrained_input_size(name: str) -> int | None:
+    """The weights' input side (px) of model ``name``, without building it; for a hybrid ``a+b``
+    the largest of its branches' (what its data pipeline prepares); ``None`` when unknown.
+
+    Example:
+        >>> pretrained_input_size("test_efficientnet"), pretrained_input_size("test_efficientnet+test_vit")
+        (160, 160)
+    """
+    sizes = [_input_size(part.strip()) for part in str(name).split("+")]
+    if not sizes or any(s is None for s in sizes):
+        return None
+    return max(int(s[-1]) for s in sizes)  # type: ignore[index]
+
+
 def _input_size(name: str) -> tuple[int, int, int] | None:
     """Pretrained input size (C, H, W) for a name with or without tag, without building the model."""
     if name.startswith(TV_PREFIX):

@@ -13,6 +13,18 @@ The first batch of each loader is timed on its own (loader start-up, paid once p
 Lightning reloads the train loader every epoch); the next ``batches`` give the steady time per
 batch. An epoch costs ``first + (n - 1) * steady`` for its training batches plus validation.
 
+Fixed costs, which dominate short runs (an idle 15 s run was once estimated at 9 s without them),
+are listed by name in :attr:`Estimate.fixed`:
+
+- measured: ``scan and model`` (the seconds spent before the estimate: scanning, decoding the image
+  sizes, building the model), ``frozen cache`` (one evaluation pass over the training images),
+  ``timing probes`` (this estimate itself, which ``fit`` runs again when progress is on),
+  ``best weights reload`` (a checkpoint-sized ``torch.load``), ``bundle`` (safetensors
+  serialisation of the weights);
+- modelled: ``report`` (predictions on at most 256 validation images, 8 Grad-CAM images, 200
+  images decoded for statistics at the timed decoding of 8 training images, four figures at the
+  timed rendering of a matplotlib figure).
+
 Example:
     >>> est = estimate(cfg, parts, cached_epochs=range(0, 2))  # doctest: +SKIP
     >>> est.total, est.per_epoch  # doctest: +SKIP
@@ -36,16 +48,20 @@ from graft.train.recipes import Phase
 @dataclass
 class Estimate:
     """Estimated seconds: ``setup`` (before the first epoch), ``per_epoch`` (one per epoch),
-    ``final`` (final validation and test), ``total`` (all of it, the HTML report excluded)."""
+    ``final`` (final validation and test), ``finish`` (after it: best weights reloaded, bundle,
+    report when on), ``total`` (all of it). ``fixed``: the named fixed costs inside ``setup`` and
+    ``finish`` (see the module docstring); ``timings``: the measured per-batch times."""
 
     setup: float
     per_epoch: list[float]
     final: float
     timings: dict[str, float] = field(default_factory=dict)
+    finish: float = 0.0
+    fixed: dict[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> float:
-        return self.setup + sum(self.per_epoch) + self.final
+        return self.setup + sum(self.per_epoch) + self.final + self.finish
 
 
 @dataclass
@@ -60,6 +76,7 @@ class _LoaderTime:
 def estimate(cfg: Any, parts: Any, cached_epochs: range = range(0), batches: int = 3,
              already: float = 0.0) -> Estimate:  # fmt: skip
     """The :class:`Estimate` of ``parts`` (a ``FitParts``); ``already``: seconds spent so far."""
+    begun = time.perf_counter()
     dm, plan, groups = parts.datamodule, parts.plan, parts.groups
     device = _device(cfg)
     model = copy.deepcopy(parts.model).to(device)
@@ -85,11 +102,25 @@ def estimate(cfg: Any, parts: Any, cached_epochs: range = range(0), batches: int
                     timings[f"train_batch_{phase.name}"] = kinds[key].steady
             per_epoch.append(kinds[key].epoch(n_train) + ev.epoch(n_val))
         # last.ckpt and best.ckpt every epoch, each the weights plus AdamW's two moments
-        checkpoints = 2 * 3 * _time_checkpoint(model)
-        timings["checkpoint"] = checkpoints / 2
-        per_epoch = [s + checkpoints for s in per_epoch]
-        setup = already + (ev.epoch(n_train) if cached_epochs else 0.0)
-        return Estimate(setup, per_epoch, ev.epoch(n_val) + ev.epoch(n_test), timings)
+        save, load = _time_checkpoint(model)
+        timings["checkpoint"] = save
+        per_epoch = [s + 2 * save for s in per_epoch]
+        built = getattr(dm, "cached_train", None) is not None  # fit built it before estimating
+        fixed = {"scan, model and frozen cache" if built else "scan and model": already}
+        if cached_epochs and not built:
+            fixed["frozen cache"] = ev.epoch(n_train)
+        fixed["best weights reload"] = load
+        fixed["bundle"] = _time_bundle(model)
+        if getattr(cfg, "report", False):
+            decode = _time_decoding(parts.splits.train)
+            fixed["report"] = _model_report(ev, n_val or n_test, cfg.batch_size, kinds, decode)
+        if getattr(cfg, "progress", True):  # fit times these batches again before training
+            fixed["timing probes"] = time.perf_counter() - begun
+        after = ("best weights reload", "bundle", "report")
+        setup = sum(v for k, v in fixed.items() if k not in after)
+        finish = sum(v for k, v in fixed.items() if k in after)
+        final = ev.epoch(n_val) + ev.epoch(n_test)
+        return Estimate(setup, per_epoch, final, timings, finish, fixed)
     finally:
         torch.random.set_rng_state(state)
         del model
@@ -113,12 +144,80 @@ def planned_cache(cfg: Any, plan: Any, groups: Any, model: nn.Module) -> range:
     return range(min(epochs), max(epochs) + 1)
 
 
-def _time_checkpoint(model: nn.Module) -> float:
-    """Seconds to serialise the weights once (fit writes two checkpoints per epoch)."""
+def _time_checkpoint(model: nn.Module) -> tuple[float, float]:
+    """Seconds to save and to load back one checkpoint: the weights plus AdamW's two moments
+    (fit writes two per epoch and reloads the best one at the end), in memory."""
+    import io
+
+    state = model.state_dict()
+    moments = {f"{k}.{m}": v for k, v in state.items() for m in ("exp_avg", "exp_avg_sq")}
+    buffer = io.BytesIO()
+    started = time.perf_counter()
+    torch.save({"state_dict": state, "optimizer": moments}, buffer)
+    saved = time.perf_counter()
+    buffer.seek(0)
+    torch.load(buffer, map_location="cpu", weights_only=True)
+    return saved - started, time.perf_counter() - saved
+
+
+def _time_bundle(model: nn.Module) -> float:
+    """Seconds to serialise the weights as the bundle's safetensors (in memory)."""
+    from safetensors.torch import save
+
+    started = time.perf_counter()
+    save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    return time.perf_counter() - started
+
+
+def _model_report(ev: _LoaderTime, n_eval: int, batch_size: int,
+                  kinds: dict[tuple, _LoaderTime], decode: float = 0.0) -> float:  # fmt: skip
+    """Modelled seconds of the HTML report (graft.report): predictions on at most 256 evaluation
+    images, 200 images decoded for statistics (``decode``: seconds per image), 8 Grad-CAM images
+    (a forward and backward each at batch size one: three times a training image's share of the
+    slowest step timed) and four figures (matplotlib timed: one figure with its import, one more).
+
+    Example:
+        >>> _model_report(_LoaderTime(1.0, 0.5), 100, 32, {}, decode=0.01) > 1.0 + 3 * 0.5 + 2.0
+        True
+    """
+    predictions = ev.epoch(_batches(min(256, n_eval), batch_size))
+    steps = [k.steady for k in kinds.values()]
+    gradcam = 8 * (max(steps) if steps else ev.steady) / max(batch_size, 1) * 3
+    first = _time_figure()
+    return predictions + 200 * decode + gradcam + first + 3 * _time_figure()
+
+
+def _time_decoding(samples: Any, n: int = 8) -> float:
+    """Seconds to decode one image to RGB pixels, over the first ``n`` of ``samples``."""
+    import numpy as np
+    from PIL import Image
+
+    paths = [p for p, _ in list(samples)[:n]]
+    if not paths:
+        return 0.0
+    started = time.perf_counter()
+    for path in paths:
+        with Image.open(path) as img:
+            np.asarray(img.convert("RGB"))
+    return (time.perf_counter() - started) / len(paths)
+
+
+def _time_figure() -> float:
+    """Seconds to draw and encode one small matplotlib figure as PNG (0 without matplotlib)."""
     import io
 
     started = time.perf_counter()
-    torch.save(model.state_dict(), io.BytesIO())
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib import pyplot as plt
+    except ImportError:
+        return 0.0
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(50), range(50))
+    fig.savefig(io.BytesIO(), format="png", dpi=100)
+    plt.close(fig)
     return time.perf_counter() - started
 
 

@@ -243,8 +243,9 @@ def prepare_fit(cfg: FitConfig, run: Path) -> FitParts:
         (37, 2)
     """
     splits = _scan(cfg)
-    model = create_model(cfg, splits.num_classes)
-    data_cfg = _data_config(cfg, model, splits)
+    size = _image_size(cfg, splits)  # before the model: a hybrid's branches are built for it
+    model = create_model(cfg, splits.num_classes, size)
+    data_cfg = _data_config(cfg, model, splits, size)
     groups = ModelGroups.of(model)
     plan = make_plan(cfg, groups, len(splits.train), tuple(getattr(model, "graft_new_params", ())))
     dm = _make_datamodule(cfg, splits, data_cfg, plan)
@@ -380,8 +381,11 @@ def with_new_params(plan: Plan, groups: ModelGroups, prefixes: tuple[str, ...]) 
 # ---------------------------------------------------------------------------------- building
 
 
-def create_model(cfg: FitConfig, num_classes: int) -> torch.nn.Module:
-    """The model, via :func:`graft.models.create_model` (offline weights, small-init head)."""
+def create_model(
+    cfg: FitConfig, num_classes: int, image_size: int | None = None
+) -> torch.nn.Module:
+    """The model, via :func:`graft.models.create_model` (offline weights, small-init head);
+    ``image_size``: the size decided from the data when ``cfg.image_size`` is unset."""
     from graft.models import create_model as _create
 
     extra = dict(cfg.model_args)
@@ -392,8 +396,9 @@ def create_model(cfg: FitConfig, num_classes: int) -> torch.nn.Module:
         extra["drop_rate"] = cfg.dropout
     # a hybrid's per-branch mappings ({cnn: true, vit: false}, by kind, name or position) are
     # resolved by graft.hybrid itself; its branches compute at --image-size (graft.hybrid.sizes)
-    if "+" in cfg.model and cfg.image_size:
-        extra.setdefault("image_size", cfg.image_size)
+    size = cfg.image_size or image_size
+    if "+" in cfg.model and size:
+        extra.setdefault("image_size", size)
     return _create(cfg.model, num_classes=num_classes, pretrained=pretrained, in_chans=cfg.in_chans,
                    head=cfg.head, weights=weights, **extra)  # fmt: skip
 
@@ -408,7 +413,23 @@ def _scan(cfg: FitConfig) -> Any:
     return splits
 
 
-def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[str, Any]:
+def _image_size(cfg: FitConfig, splits: Any) -> int | None:
+    """``cfg.image_size``, else the size from the training images against the weights' size
+    (graft.data.image_size; a hybrid's largest branch); ``None``: decided from the built model."""
+    if cfg.image_size is not None:
+        return cfg.image_size
+    from graft.data.image_size import auto_size_for
+    from graft.models import pretrained_input_size
+
+    pretrained = pretrained_input_size(cfg.model)
+    if pretrained is None:
+        return None
+    return auto_size_for({"input_size": (3, pretrained, pretrained)}, splits.train)
+
+
+def _data_config(
+    cfg: FitConfig, model: torch.nn.Module, splits: Any, size: int | None = None
+) -> dict[str, Any]:
     from graft.data import parse_normalization, resolve_data_config
 
     norm = parse_normalization(cfg.normalization)
@@ -423,7 +444,7 @@ def _data_config(cfg: FitConfig, model: torch.nn.Module, splits: Any) -> dict[st
         from graft.data import normalization_stats
 
         stats = normalization_stats(splits, progress=False)
-    size = cfg.image_size
+    size = cfg.image_size or size
     if size is None:  # from the training images' sizes (graft.data.image_size)
         from graft.data.image_size import auto_size_for
 

@@ -73,7 +73,8 @@ def describe(cfg: Any, parts: Any, cached_epochs: range = range(0), sized: bool 
         f"{'on' if cached_epochs else 'off'}; {len(splits.train)} train / {len(splits.val)} val / "
         f"{len(splits.test)} test images"
     )
-    return "\n".join(lines)
+    branches = branch_line(parts.model)
+    return "\n".join([*lines, branches] if branches else lines)
 
 
 def format_seconds(seconds: float) -> str:
@@ -161,12 +162,46 @@ def announce(
 
 
 def estimate_line(est: Any) -> str:
-    """``estimated wall time: ...`` with its parts (setup, epochs, final evaluation)."""
-    return (
+    """``estimated wall time: ...`` with its parts (setup, epochs, final evaluation, finish), then
+    the named fixed costs of ``est.fixed`` (graft.train.eta) on a second line.
+
+    Example:
+        >>> from graft.train.eta import Estimate
+        >>> print(estimate_line(Estimate(3.0, [2.0, 5.0], 1.0, finish=0.5,
+        ...                              fixed={"scan and model": 3.0, "report": 0.5})))
+        estimated wall time: 12 s (setup 3.0 s, 2 epochs 7.0 s, final evaluation 1.0 s, finish 0.5 s)
+          fixed costs: scan and model 3.0 s, report 0.5 s
+    """
+    report = "" if "report" in est.fixed else "; HTML report not included"
+    line = (
         f"estimated wall time: {format_seconds(est.total)} (setup {format_seconds(est.setup)}, "
         f"{len(est.per_epoch)} epochs {format_seconds(sum(est.per_epoch))}, final evaluation "
-        f"{format_seconds(est.final)}; HTML report not included)"
+        f"{format_seconds(est.final)}, finish {format_seconds(est.finish)}{report})"
     )
+    if not est.fixed:
+        return line
+    parts = ", ".join(f"{k} {format_seconds(v)}" for k, v in est.fixed.items())
+    return f"{line}\n  fixed costs: {parts}"
+
+
+def branch_line(model: Any) -> str:
+    """``  hybrid branches: cnn=... 96x96 (image_size), vit=... 96x96 (image_size)`` for a hybrid
+    (from its ``pretrained_cfg["branches"]``, the sizes graft.hybrid built it for and the rule
+    that chose each); ``""`` for any other model.
+
+    Example:
+        >>> from torch import nn
+        >>> branch_line(nn.Linear(2, 2))
+        ''
+    """
+    branches = (getattr(model, "pretrained_cfg", None) or {}).get("branches") or {}
+    rules = getattr(model, "branch_size_rules", None) or {}
+    shown = []
+    for key, b in branches.items():
+        h, w = tuple(b.get("input_size", (0, 0)))[-2:]
+        rule = f" ({rules[key]})" if key in rules else ""
+        shown.append(f"{key}={b.get('name', key)} {h}x{w} px{rule}")
+    return "  hybrid branches: " + ", ".join(shown) if shown else ""
 
 
 def dry_run(cfg: Any, started: float) -> tuple[Any, str, float]:

@@ -73,3 +73,48 @@ def test_model_args_with_a_built_model_is_refused(tiny_folder: Path) -> None:
     model = create_hybrid(HYBRID, num_classes=0, pretrained=False, **SIZES)
     with pytest.raises(ConfigError, match="model_args only apply when model is a name"):
         graft.extract(tiny_folder, model=model, model_args={"fusion": "gated"}, progress=False)
+
+
+def _branch_sizes(spec: dict) -> dict[str, list[int]]:
+    return {name: b["input_size"] for name, b in spec["branch_inputs"].items()}
+
+
+def test_extract_builds_a_hybrid_name_for_image_size(tiny_folder: Path, tmp_path: Path) -> None:
+    from graft.features.extract import _load_model
+    from graft.hybrid import branch_input_sizes
+
+    net, _ = _load_model(HYBRID, "none", None, 32)
+    sizes = branch_input_sizes(net)
+    assert {k: (b["input_size"], b["rule"]) for k, b in sizes.items()} == {
+        "cnn": ([32, 32], "image_size"), "vit": ([32, 32], "image_size")}  # fmt: skip
+    assert net.branches["vit"].pos_embed.shape[1] == 2 * 2 + 1  # 16 px patches + class token
+    out = tmp_path / "feats"
+    f = graft.extract(tiny_folder, model=HYBRID, weights="none", image_size=32, workers=0,
+                      progress=False, out=out)  # fmt: skip
+    assert f.features.shape == (24, CNN_WIDTH + VIT_WIDTH)
+    spec = json.loads((out / "manifest.json").read_text())["settings"]["spec"]
+    assert _branch_sizes(spec) == {"test_efficientnet": [32, 32], "test_vit": [32, 32]}
+
+
+def test_extract_and_probe_cli_pass_image_size_to_a_hybrid(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    common = ["--model", HYBRID, "--weights", "none", "--image-size", "32", "--workers", "0"]
+    assert main(["extract", str(tiny_folder), *common, "--out", str(tmp_path / "f")]) == 0
+    spec = json.loads((tmp_path / "f" / "manifest.json").read_text())["settings"]["spec"]
+    assert _branch_sizes(spec) == {"test_efficientnet": [32, 32], "test_vit": [32, 32]}
+    assert graft.Features.load(tmp_path / "f").features.shape == (24, CNN_WIDTH + VIT_WIDTH)
+    assert (
+        main(["probe", str(tiny_folder), *common, "--cv", "2", "--out", str(tmp_path / "p")]) == 0
+    )
+    spec = json.loads((tmp_path / "p" / "model.json").read_text())["spec"]
+    assert _branch_sizes(spec) == {"test_efficientnet": [32, 32], "test_vit": [32, 32]}
+
+
+def test_probe_api_builds_a_hybrid_name_for_image_size(tiny_folder: Path, tmp_path: Path) -> None:
+    r = graft.probe(tiny_folder, model=HYBRID, weights="none", image_size=32, workers=0, cv=2,
+                    progress=False, out=tmp_path / "p")  # fmt: skip
+    assert r.features.features.shape == (24, CNN_WIDTH + VIT_WIDTH)
+    assert r.cv_accuracy > 1 / 3  # three colour classes: above chance
+    spec = json.loads((tmp_path / "p" / "model.json").read_text())["spec"]
+    assert _branch_sizes(spec) == {"test_efficientnet": [32, 32], "test_vit": [32, 32]}

@@ -39,7 +39,12 @@ def test_estimate_covers_every_epoch_and_leaves_the_model_untouched(
     tiny_folder, tiny_opts, tmp_path
 ):
     cfg = FitConfig(
-        data=str(tiny_folder), recipe="auto", epochs=3, out=str(tmp_path / "r"), **tiny_opts
+        data=str(tiny_folder),
+        recipe="auto",
+        epochs=3,
+        out=str(tmp_path / "r"),
+        report=False,
+        **tiny_opts,
     )
     parts = prepare_fit(cfg, tmp_path / "r")
     before = {k: v.clone() for k, v in parts.model.state_dict().items()}
@@ -47,8 +52,17 @@ def test_estimate_covers_every_epoch_and_leaves_the_model_untouched(
     assert cached == range(0, 1)
     est = estimate(cfg, parts, cached, batches=2)
     assert len(est.per_epoch) == 3 and all(s > 0 for s in est.per_epoch)
-    assert est.total == pytest.approx(est.setup + sum(est.per_epoch) + est.final)
+    assert est.total == pytest.approx(est.setup + sum(est.per_epoch) + est.final + est.finish)
     assert {"eval_batch", "train_batch_full", "checkpoint"} <= set(est.timings)
+    # fixed costs: the frozen cache (not built yet), the bundle and reloading the best weights;
+    # no report and no timing probes (report and progress are off in tiny_opts)
+    assert set(est.fixed) == {"scan and model", "frozen cache", "best weights reload", "bundle"}
+    assert all(v >= 0 for v in est.fixed.values()) and est.fixed["bundle"] > 0
+    assert est.setup == pytest.approx(est.fixed["scan and model"] + est.fixed["frozen cache"])
+    assert est.finish == pytest.approx(est.fixed["best weights reload"] + est.fixed["bundle"])
+    with_report = estimate(cfg.replace(report=True, progress=True), parts, cached, batches=2)
+    assert {"report", "timing probes"} <= set(with_report.fixed)
+    assert with_report.finish > with_report.fixed["bundle"]
     after = parts.model.state_dict()
     assert all((before[k] == after[k]).all() for k in before)  # BN statistics included
     text = describe(cfg, parts, cached, sized=False)
@@ -91,3 +105,29 @@ def test_fit_without_image_size_trains_at_the_rule_size(tiny_folder, tiny_opts, 
     )
     assert result.config.image_size == min(SMALL_SIZE, 160)  # test_efficientnet's own size is 160
     assert "112x112 px (from the image sizes)" in result.plan_text
+
+
+def test_plan_shows_a_hybrids_branch_sizes_and_auto_size_reaches_its_branches(
+    tiny_folder, tiny_opts, tmp_path
+):
+    opts = {k: v for k, v in tiny_opts.items() if k not in ("image_size", "model")}
+    result = fit(tiny_folder, model="test_efficientnet+test_vit", recipe="head", epochs=1,
+                 out=str(tmp_path / "r"), dry_run=True, **opts)  # fmt: skip
+    assert result.config.image_size == 112  # 32 px images: the small-image size, under 160 px
+    assert "112x112 px (from the image sizes)" in result.plan_text
+    line = next(x for x in result.plan_text.splitlines() if "hybrid branches" in x)
+    assert line == (
+        "  hybrid branches: cnn=test_efficientnet 112x112 px (image_size), "
+        "vit=test_vit 112x112 px (image_size)"
+    )
+
+
+def test_plan_shows_a_per_branch_size_and_its_rule(tiny_folder, tiny_opts, tmp_path):
+    opts = {k: v for k, v in tiny_opts.items() if k != "model"}
+    result = fit(tiny_folder, model="test_efficientnet+test_vit", recipe="head", epochs=1,
+                 out=str(tmp_path / "r"), dry_run=True,
+                 model_args={"branch_inputs": {"vit": {"input_size": 64}}}, **opts)  # fmt: skip
+    assert "cnn=test_efficientnet 32x32 px (image_size), vit=test_vit 64x64 px (branch_inputs)" in (
+        result.plan_text
+    )
+    assert "fixed costs: scan and model" in result.plan_text
