@@ -70,6 +70,7 @@ ARGV = {
         "cpu",
     ],  # fmt: skip
     "audit": ["DATA", *FAST, "--workers", "0", "--no-progress", "--folds", "2"],
+    "ensemble": ["BUNDLE", "BUNDLE"],
 }
 
 

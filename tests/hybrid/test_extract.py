@@ -80,7 +80,7 @@ def _branch_sizes(spec: dict) -> dict[str, list[int]]:
 
 
 def test_extract_builds_a_hybrid_name_for_image_size(tiny_folder: Path, tmp_path: Path) -> None:
-    from graft.features.extract import _load_model
+    from graft.features.extraction import _load_model
     from graft.hybrid import branch_input_sizes
 
     net, _ = _load_model(HYBRID, "none", None, 32)
