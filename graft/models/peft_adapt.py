@@ -44,7 +44,11 @@ ADAPTER_MARKERS = ("lora_A", "lora_B", "lora_magnitude_vector")
 
 @dataclass(frozen=True)
 class AdapterInfo:
-    """What :func:`add_adapters` did: method, rank, alpha, adapted modules and parameter counts."""
+    """What :func:`add_adapters` did: method, rank, alpha, adapted modules and parameter counts.
+
+    ``total_params`` is the model's own size (adapters not included: what the merged bundle holds),
+    so ``trainable_params / total_params`` is the fraction of the model's size that trains.
+    """
 
     method: str
     rank: int
@@ -168,7 +172,7 @@ def add_adapters(
     peft.inject_adapter_in_model(config, model)
     frozen = []
     for name, param in model.named_parameters():
-        trains = _is_adapter(name) or name in head_params
+        trains = is_adapter_param(name) or name in head_params
         param.requires_grad_(trains)
         if not trains:
             frozen.append(name)
@@ -215,7 +219,7 @@ def adapter_state(model: nn.Module) -> dict[str, Any]:
     return {
         n: t.detach().cpu().contiguous()
         for n, t in model.state_dict().items()
-        if _is_adapter(n) or n in head
+        if is_adapter_param(n) or n in head
     }
 
 
@@ -223,7 +227,8 @@ def _matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern) or name.rsplit(".", 1)[-1] == pattern
 
 
-def _is_adapter(name: str) -> bool:
+def is_adapter_param(name: str) -> bool:
+    """True for a parameter that an adapter added (``...lora_A.default.weight``)."""
     return any(f".{m}." in name for m in ADAPTER_MARKERS)
 
 
@@ -245,7 +250,7 @@ def _info(model: nn.Module, method: str, rank: int, alpha: float, names: list[st
     params = list(model.named_parameters())
     return AdapterInfo(
         method, rank, alpha, tuple(names),
-        adapter_params=sum(p.numel() for n, p in params if _is_adapter(n)),
+        adapter_params=sum(p.numel() for n, p in params if is_adapter_param(n)),
         trainable_params=sum(p.numel() for _, p in params if p.requires_grad),
-        total_params=sum(p.numel() for _, p in params),
+        total_params=sum(p.numel() for n, p in params if not is_adapter_param(n)),
     )  # fmt: skip

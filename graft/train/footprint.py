@@ -2,7 +2,9 @@
 
 ``trainable_params`` counts every parameter that trains in at least one phase of the plan (for
 ``auto``: the whole model; for ``head``: the head; with ``--peft``: adapters + head), never the
-weights an adapter keeps frozen (``model.graft_frozen_params``). Peak memory is the accelerator's
+weights an adapter keeps frozen (``model.graft_frozen_params``). ``total_params`` is the model's
+own size (adapters excluded: the merged bundle's size), so the fraction compares with full
+fine-tuning directly. Peak memory is the accelerator's
 (``torch.cuda.max_memory_allocated``) on a GPU, else the process's peak resident set size.
 
 Example:
@@ -37,10 +39,12 @@ def pinned(model: nn.Module) -> frozenset[str]:
 
 def trainable_params(model: nn.Module, groups: ModelGroups, plan: Any) -> dict[str, float]:
     """``{"trainable_params", "total_params", "trainable_fraction"}`` over every phase of ``plan``."""
+    from graft.models.peft_adapt import is_adapter_param
+
     owner, fixed = groups.group_of(), pinned(model)
     trains = {g for phase in plan for g in phase.trainable}
     params = list(model.named_parameters())
-    total = sum(p.numel() for _, p in params)
+    total = sum(p.numel() for n, p in params if not is_adapter_param(n))
     count = sum(p.numel() for n, p in params if owner.get(n) in trains and n not in fixed)
     return {
         "trainable_params": float(count),
