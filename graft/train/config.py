@@ -177,6 +177,28 @@ class FitConfig:
     monitor: str = option(
         "val_loss", "metric for the best checkpoint and early stopping (val_loss, val_acc)"
     )
+    # parameter-efficient fine-tuning (peft)
+    peft: Literal["none", "lora", "dora"] = option(
+        "none",
+        "train low-rank adapters instead of the backbone's weights: lora, or dora (LoRA with a "
+        "learned magnitude); the head trains fully and the bundle holds merged weights. Needs "
+        "pip install 'graft[peft]'",
+    )
+    peft_rank: int = option(8, "--peft: rank of each adapter (4-16; higher trains more weights)")
+    peft_alpha: float | None = option(
+        None,
+        "--peft: adapter scale numerator (update = B A x alpha / rank)",
+        default_text="2 x rank",
+    )
+    peft_targets: str | None = option(
+        None,
+        "--peft: comma-separated layer names or globs to adapt (qkv,fc1 or blocks.*.mlp.fc1)",
+        default_text="ViTs: attention qkv/proj and MLP fc1/fc2; CNNs: every dense Conv2d "
+        "(depthwise skipped) and Linear outside the stem and the head",
+    )
+    peft_save_adapter: bool = option(
+        False, "--peft: also write the adapters and head alone (bundle/adapter.safetensors)"
+    )
     # hardware
     precision: Literal["32", "bf16-mixed", "16-mixed", "64"] = option(
         "32", "numeric precision (bf16-mixed on recent GPUs and CPUs is faster)"

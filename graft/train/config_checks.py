@@ -42,3 +42,22 @@ def check_fit_options(cfg: Any) -> None:
             f"--unfreeze {cfg.unfreeze!r} only applies to --recipe progressive, not --recipe "
             f"{cfg.recipe}; drop --unfreeze, or pass --recipe progressive."
         )
+    _check_peft(cfg)
+
+
+def _check_peft(cfg: Any) -> None:
+    """``--peft-*`` options need ``--peft lora|dora``; the rank must be positive."""
+    if cfg.peft_rank < 1:
+        raise ConfigError(f"peft_rank must be at least 1, got {cfg.peft_rank}; try 8.")
+    if cfg.peft_alpha is not None and cfg.peft_alpha <= 0:
+        raise ConfigError(f"peft_alpha must be positive, got {cfg.peft_alpha}; try 2 x rank.")
+    if cfg.peft != "none":
+        return
+    given = [f"--{n.replace('_', '-')}" for n in ("peft_alpha", "peft_targets")
+             if getattr(cfg, n) is not None]  # fmt: skip
+    given += ["--peft-save-adapter"] if cfg.peft_save_adapter else []
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} only apply with --peft lora or --peft dora; add --peft lora, "
+            "or drop them."
+        )

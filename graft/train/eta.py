@@ -268,9 +268,9 @@ def _time_train(model: nn.Module, groups: Any, phase: Phase, dm: Any, batches: i
                 device: torch.device) -> _LoaderTime:  # fmt: skip
     """Training steps of ``phase`` on a throwaway copy: its groups trainable, its BN policy."""
     work = copy.deepcopy(model)
-    owner = groups.group_of()
+    owner, pinned = groups.group_of(), set(getattr(model, "graft_frozen_params", ()))
     for name, param in work.named_parameters():
-        param.requires_grad_(owner[name] in phase.trainable)
+        param.requires_grad_(owner[name] in phase.trainable and name not in pinned)
     work.train(phase.bn == "train")
     params = [p for p in work.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6)

@@ -167,6 +167,7 @@ def _fit(
     keep_lp, keep_epochs = wants_snapshots(cfg)
     if keep_lp or keep_epochs:
         callbacks.append(WeightSnapshots(run / SNAPSHOTS, plan, keep_lp, keep_epochs))
+    counts = footprint_start(cfg, parts)
     trainer, checkpoints = make_trainer(
         cfg, run, plan, [*callbacks, RunIdentity(identity)],
         steps_per_epoch=len(dm.train_set) // cfg.batch_size,
@@ -186,15 +187,19 @@ def _fit(
     metrics.update(metric_values(improved))
     if cfg.tta and cfg.flip:
         metrics.update(tta_metrics(module, parts.datamodule))
+    metrics.update(footprint_end(cfg, parts, counts))
     if on_trained is not None:
         metrics.update(on_trained(parts, module, metrics) or {})
     log_final(trainer, metrics)
     events = trainer.callbacks[0].events if trainer.callbacks else []
     bundle = run / "bundle"
     if trainer.is_global_zero:  # one writer under DDP; the other ranks wait for its files
+        model = _to_save(module.eval_model(), cfg)
         bundle = save_trained_bundle(
-            bundle, module.eval_model(), parts.splits.classes, parts.data_config, cfg, plan, metrics
+            bundle, model, parts.splits.classes, parts.data_config, cfg, plan, metrics
         )
+        if cfg.peft_save_adapter:  # next to the merged weights, once the bundle exists
+            save_adapter(module.eval_model(), bundle / "adapter.safetensors")
         write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events,
                                           **({"weights": improved} if improved else {})})  # fmt: skip
         remove_snapshots(run / SNAPSHOTS)
@@ -203,6 +208,65 @@ def _fit(
     trainer.strategy.barrier("graft-fit-outputs")
     log.info("fit finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return FitResult(run, bundle, metrics, history, cfg, events)
+
+
+def footprint_start(cfg: FitConfig, parts: FitParts) -> dict[str, float]:
+    """Count what will train, print it (rank 0, with progress on) and start the peak-memory meter."""
+    from graft.train.footprint import describe, reset_peak_memory, trainable_params
+
+    counts = trainable_params(parts.model, parts.groups, parts.plan)
+    reset_peak_memory()
+    if cfg.progress and is_rank_zero():
+        from graft.train.plan import say
+
+        say(describe(counts))
+    return counts
+
+
+def footprint_end(cfg: FitConfig, parts: FitParts, counts: dict[str, float]) -> dict[str, float]:
+    """``counts`` + peak memory (+ the adapters' size with ``--peft``), printed and returned."""
+    from graft.train.footprint import describe, peak_memory_mb
+
+    memory = peak_memory_mb()
+    if cfg.progress and is_rank_zero():
+        from graft.train.plan import say
+
+        say(describe(counts, memory))
+    info = getattr(parts.model, "graft_peft", None)
+    extra = {"peft_adapter_params": float(info.adapter_params)} if info is not None else {}
+    return {**counts, **memory, **extra}
+
+
+def _to_save(model: torch.nn.Module, cfg: FitConfig) -> torch.nn.Module:
+    """The weights a bundle holds: with ``--peft``, adapters merged (no peft needed to load)."""
+    if cfg.peft == "none":
+        return model
+    from graft.models.peft_adapt import merged_copy
+
+    return merged_copy(model)
+
+
+def save_adapter(model: torch.nn.Module, path: Path) -> Path:
+    """Write the adapters and head of an adapted ``model`` alone (safetensors + a JSON header).
+
+    Example:
+        >>> save_adapter(parts.model, Path("runs/x/bundle/adapter.safetensors"))  # doctest: +SKIP
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    from graft.io import atomic_path
+    from graft.models.peft_adapt import adapter_state
+
+    info = model.graft_peft
+    meta = {"format": "graft-peft-adapter", "peft": json.dumps(info.to_dict()),
+            "target_modules": json.dumps(list(info.targets))}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(adapter_state(model), str(tmp), metadata=meta)
+    log.info("adapter (%s, rank %d) written to %s", info.method, info.rank, path)
+    return path
 
 
 def _dry_run(cfg: FitConfig, begun: float) -> FitResult:
@@ -399,8 +463,14 @@ def create_model(
     size = cfg.image_size or image_size
     if "+" in cfg.model and size:
         extra.setdefault("image_size", size)
-    return _create(cfg.model, num_classes=num_classes, pretrained=pretrained, in_chans=cfg.in_chans,
-                   head=cfg.head, weights=weights, **extra)  # fmt: skip
+    model = _create(cfg.model, num_classes=num_classes, pretrained=pretrained, in_chans=cfg.in_chans,
+                    head=cfg.head, weights=weights, **extra)  # fmt: skip
+    if cfg.peft != "none":  # adapters in place; their frozen base weights never unfreeze
+        from graft.models.peft_adapt import add_adapters
+
+        targets = [t.strip() for t in cfg.peft_targets.split(",")] if cfg.peft_targets else None
+        add_adapters(model, cfg.peft, cfg.peft_rank, cfg.peft_alpha, targets)
+    return model
 
 
 def _scan(cfg: FitConfig) -> Any:

@@ -72,9 +72,9 @@ class GraftModule(pl.LightningModule):
     def enter_phase(self, phase: Phase) -> None:
         """Make exactly ``phase.trainable`` groups trainable and apply its BatchNorm policy."""
         self.phase = phase
-        owner = self.groups.group_of()
-        for name, param in self.model.named_parameters():
-            param.requires_grad_(owner[name] in phase.trainable)
+        owner, pinned = self.groups.group_of(), set(getattr(self.model, "graft_frozen_params", ()))
+        for name, param in self.model.named_parameters():  # pinned: weights under peft adapters
+            param.requires_grad_(owner[name] in phase.trainable and name not in pinned)
         self.apply_bn_policy()
 
     def apply_bn_policy(self) -> None:

@@ -105,4 +105,7 @@ def save_trained_bundle(
         "seed": cfg.seed,
         "weights": cfg.weights,
     }  # fmt: skip
+    if cfg.peft != "none":  # the bundle holds merged weights; this says how they were trained
+        recipe["peft"] = {"method": cfg.peft, "rank": cfg.peft_rank, "alpha": cfg.peft_alpha,
+                          "targets": cfg.peft_targets, "merged": True}  # fmt: skip
     return save_bundle(dest, model, classes, data_cfg, recipe=recipe, metrics=metrics)

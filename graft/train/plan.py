@@ -63,6 +63,10 @@ def describe(cfg: Any, parts: Any, cached_epochs: range = range(0), sized: bool 
         only = plan.phases[0].name
         lines.append(f"  --epochs 1: recipe auto trains the {only} phase only (pass --epochs 2 or "
                      "more for a head and a full phase)")  # fmt: skip
+    adapters = getattr(parts.model, "graft_peft", None)
+    if adapters is not None:  # --peft: the groups above train their adapters, not their weights
+        lines.append(f"  {adapters.method} rank {adapters.rank} on {len(adapters.targets)} layers: "
+                     "trained groups train their adapters; the pretrained weights stay frozen")  # fmt: skip
     size = tuple(parts.data_config.get("input_size", ()))[-2:]
     splits = parts.splits
     lines.append(
