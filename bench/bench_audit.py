@@ -14,8 +14,12 @@ Datasets (real images, written to --root; all at --image-size with efficientnet_
    Reported: precision and recall of the top-k flagged images (k = the number flipped), and the test
    accuracy of a logistic-regression probe on the features (same settings) trained on the true
    labels, on the noisy labels, and on the suggested clean split: the share of the lost accuracy
-   that the clean split recovers. (A probe, not ``graft fit``: three fine-tunings per setting do not
-   fit on the shared 2-core machine.)
+   that the clean split recovers.
+4. **fit** (``--fit digits:10,animals:10:2000``): for each ``NAME:PERCENT[:TRAIN]``, three
+   ``graft fit`` runs with the same settings (recipe auto, --image-size, --fit-epochs, seed) on the
+   true labels, on the flipped labels and on the audit's suggested clean split, each tested on the
+   untouched test split; ``TRAIN`` (optional) is a seeded subset of the training images used by all
+   three (the clean run keeps the subset's images that the audit did not drop).
 3. **timing**: the raw 10,000 animals: ``graft extract`` into a fresh store, then the audit reusing
    it, then an audit from scratch (its own fresh store); the ratios to the extract.
 
@@ -48,6 +52,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--planted", type=int, default=500, help="originals given a near duplicate")
     p.add_argument("--parts", default="duplicates,labels,timing")
+    p.add_argument("--fit", default="digits:10", help="fit part: NAME:PERCENT[:TRAIN],...")
+    p.add_argument("--fit-epochs", type=int, default=4)
+    p.add_argument(
+        "--fit-kinds",
+        default="true,noisy,clean",
+        help="fit part: which of the three fits to run (to run them as parallel processes)",
+    )
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -320,6 +331,75 @@ def part_labels(args, root: Path, raw_store: Path | None, name: str) -> list[dic
     return rows
 
 
+def linked_folder(dest: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """``dest/SPLIT/CLASS/NAME``: symlinks to ``(path, class, split)`` rows (a fresh folder)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    for path, cls, split in rows:
+        target = dest / split / cls / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(real(path), target)
+    return dest
+
+
+def fit_accuracy(args, data: Path, out: Path) -> tuple[float, float]:
+    """Test accuracy and seconds of ``graft.fit`` (recipe auto) on the ImageFolder ``data``."""
+    import graft
+
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    result = graft.fit(
+        str(data), recipe="auto", image_size=args.image_size, epochs=args.fit_epochs,
+        seed=args.seed, out=str(out), workers=args.workers, accelerator="cpu", progress=False,
+        report=False,
+    )  # fmt: skip
+    return float(result.metrics["test_acc"]), time.perf_counter() - start
+
+
+def part_fit(args, root: Path, raw_store: Path | None, spec: str) -> dict:
+    """Three fits (true, flipped, clean labels) of one ``NAME:PERCENT[:TRAIN]`` setting."""
+    from graft.data import sample_dataset
+
+    name, percent, *size = spec.split(":")
+    src = sample_dataset(name, root / name)
+    data = root / f"{name}-flip{percent}"
+    flipped = flipped_copy(src, data, int(percent) / 100, args.seed)
+    store = seeded_store(root, data.name, raw_store if name == "animals" else None)
+    result, _ = run_audit(data, args, store, root / f"out-{data.name}")
+    truth = {real(str(f)): f.parent.name for f in (src / "train").rglob("*.png")}
+    noisy = [(f, result.classes[y], s) for f, y, s in
+             zip(result.files, result.labels, result.splits, strict=True)]  # fmt: skip
+    train = [r for r in noisy if r[2] == "train"]
+    if size:
+        rng = np.random.default_rng(args.seed)
+        train = [train[i] for i in sorted(rng.permutation(len(train))[: int(size[0])])]
+    test = [r for r in noisy if r[2] == "test"]
+    kept = {f for f, _, _ in result.clean_samples()}
+    sets = {
+        "true": [(f, truth[real(f)], s) for f, _, s in train],
+        "noisy": train,
+        "clean": [r for r in train if r[0] in kept],
+    }
+    row = {"dataset": name, "flipped_percent": int(percent), "train_images": len(train),
+           "flipped_in_train": sum(f in flipped for f, _, _ in train),
+           "flipped_in_clean": sum(f in flipped for f, _, _ in sets["clean"]),
+           "clean_train_images": len(sets["clean"]), "epochs": args.fit_epochs}  # fmt: skip
+    for kind, rows in sets.items():
+        if kind not in args.fit_kinds.split(","):
+            continue
+        folder = linked_folder(root / f"fit-{data.name}-{kind}", rows + test)
+        acc, seconds = fit_accuracy(args, folder, root / f"run-{data.name}-{kind}")
+        row[f"acc_{kind}"], row[f"seconds_{kind}"] = round(acc, 4), round(seconds, 1)
+        print(json.dumps({kind: row[f"acc_{kind}"], "seconds": row[f"seconds_{kind}"]}), flush=True)
+    if all(f"acc_{k}" in row for k in sets):
+        lost = row["acc_true"] - row["acc_noisy"]
+        row["recovered"] = (
+            round((row["acc_clean"] - row["acc_noisy"]) / lost, 3) if lost > 0 else None
+        )
+    row["load"] = os.getloadavg()
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def part_timing(args, root: Path) -> dict:
     import graft
 
@@ -358,6 +438,8 @@ def main() -> None:
     if "labels" in parts:
         report["labels"] = part_labels(args, root, raw_store, "animals")
         report["labels"] += part_labels(args, root, raw_store, "digits")
+    if "fit" in parts:
+        report["fit"] = [part_fit(args, root, raw_store, spec) for spec in args.fit.split(",")]
     report["load_after"] = os.getloadavg()
     (root / "results.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

@@ -34,7 +34,12 @@ from graft.auditing import duplicates as dup
 from graft.auditing.config import AuditConfig
 from graft.auditing.decisions import suggest_drops
 from graft.auditing.hashing import fingerprints
-from graft.auditing.labels import find_label_issues, out_of_fold_probabilities, self_confidence
+from graft.auditing.labels import (
+    find_label_issues,
+    neighbour_probabilities,
+    out_of_fold_probabilities,
+    self_confidence,
+)
 from graft.auditing.outliers import flag_outliers, knn_scores, outlier_threshold
 from graft.auditing.pixels import PREFILTER, aligned_correlation, pixel_neighbours
 from graft.auditing.result import AuditResult, Group, LabelIssue, Outlier
@@ -86,7 +91,7 @@ def audit(
     space = _timed(seconds, "projection", project, feats.features, DIMS, SAMPLE, cfg.seed)
     idx, dist = _timed(seconds, "neighbours", dup.neighbours, unit, cfg.neighbors, space[:, :128])
     _timed(seconds, "duplicates", _duplicates, result, cfg, digests, unit, idx, feats.path)
-    probs = _timed(seconds, "probabilities", _probabilities, cfg, feats, space)
+    probs = _timed(seconds, "probabilities", _probabilities, cfg, feats, space, idx)
     _timed(seconds, "labels", _label_issues, result, probs, cfg.label_method)
     _outliers(result, knn_scores(dist, idx, digests), cfg.outlier_iqr)
     result.drop = suggest_drops(
@@ -196,10 +201,16 @@ def _group(kind: str, members: list[int], splits: list[str]) -> Group:
     return Group(kind, list(members), [splits[i] for i in members])
 
 
-def _probabilities(cfg: AuditConfig, feats: Any, space: np.ndarray) -> np.ndarray:
+def _probabilities(
+    cfg: AuditConfig, feats: Any, space: np.ndarray, neighbours: np.ndarray
+) -> np.ndarray:
+    """A bundle's probabilities, or the mean of the cross-validated probe and the neighbours' vote
+    (both out-of-sample; see :mod:`graft.auditing.labels`)."""
     if cfg.bundle:
         return _bundle_probabilities(cfg, feats)
-    return out_of_fold_probabilities(space, feats.labels, cfg.folds, cfg.seed)
+    probe = out_of_fold_probabilities(space, feats.labels, cfg.folds, cfg.seed)
+    vote = neighbour_probabilities(neighbours, feats.labels, probe.shape[1])
+    return (probe + vote) / 2
 
 
 def _bundle_probabilities(cfg: AuditConfig, feats: Any) -> np.ndarray:

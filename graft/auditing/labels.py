@@ -13,6 +13,12 @@ Given out-of-fold predicted probabilities ``P`` (``n x K``) and the given labels
    ``P[:, j] - P[:, i]`` (the paper's "prune by noise rate").
 4. **Ranking** by self-confidence ``P[i, y_i]``: the lower, the more likely the label is wrong.
 
+The audit's ``P`` is the mean of two out-of-sample estimates that err in different ways: a
+cross-validated linear probe (:func:`out_of_fold_probabilities`) and the vote of each image's
+nearest neighbours, itself left out (:func:`neighbour_probabilities`). On digits with 5% of the
+labels flipped the mean lifts the top-k precision from about 0.7 to about 0.8 (see
+``docs/benchmarks/audit.md``).
+
 Written from the paper (cleanlab, the reference implementation, is AGPL-3.0).
 
 Example:
@@ -158,12 +164,38 @@ def self_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return probs[np.arange(len(labels)), labels]
 
 
+def neighbour_probabilities(
+    neighbours: np.ndarray, labels: np.ndarray, classes: int, prior: float = 0.01
+) -> np.ndarray:
+    """Per image, the share of its nearest neighbours (``n x k`` indices, itself excluded) in each
+    class, smoothed by ``prior`` pseudo-votes per class (no class gets probability 0).
+
+    Example:
+        >>> nb = np.array([[1, 2], [0, 2], [0, 1]])
+        >>> neighbour_probabilities(nb, np.array([0, 0, 1]), 2, prior=0.0).tolist()
+        [[0.5, 0.5], [0.5, 0.5], [1.0, 0.0]]
+    """
+    neighbours = np.asarray(neighbours, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if neighbours.ndim != 2 or len(neighbours) != len(labels):
+        raise DataError(
+            f"expected neighbour indices of shape (n, k) for {len(labels)} labels, got "
+            f"{neighbours.shape}"
+        )
+    votes = np.zeros((len(labels), classes))
+    rows = np.repeat(np.arange(len(labels)), neighbours.shape[1])
+    np.add.at(votes, (rows, labels[neighbours].ravel()), 1.0)
+    votes += prior
+    return votes / votes.sum(axis=1, keepdims=True)
+
+
 def out_of_fold_probabilities(
-    features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0, C: float = 0.1
+    features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0, C: float = 0.03
 ) -> np.ndarray:
     """Probabilities for every image from a probe that never saw it (stratified ``folds``-fold).
 
-    The probe is a multinomial logistic regression (``C``) on the standardised features projected on
+    The probe is a multinomial logistic regression (``C``; 0.03 ranked flipped labels better than
+    0.1 or 1.0 on the benchmarks) on the standardised features projected on
     their top 256 principal axes (:func:`graft.auditing.space.project`: unsupervised, so computed
     once for all folds), single-threaded BLAS. Classes with fewer images than ``folds`` lower the
     number of folds (at least 2).

@@ -11,6 +11,7 @@ from graft.auditing.labels import (
     confident_guesses,
     confident_joint,
     find_label_issues,
+    neighbour_probabilities,
     out_of_fold_probabilities,
     rank_by_self_confidence,
 )
@@ -117,3 +118,27 @@ def test_out_of_fold_probabilities_shape_and_small_classes() -> None:
     assert p.shape == (12, 2) and np.allclose(p.sum(1), 1)
     with pytest.raises(DataError, match="at least 2 images"):
         out_of_fold_probabilities(x[:10], y[:10], folds=5)
+
+
+def test_neighbour_probabilities_by_hand() -> None:
+    nb = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+    y = np.array([0, 0, 1, 2])
+    p = neighbour_probabilities(nb, y, 3, prior=0.0)
+    assert np.allclose(p[0], [1 / 3, 1 / 3, 1 / 3]) and np.allclose(p[3], [2 / 3, 1 / 3, 0])
+    smoothed = neighbour_probabilities(nb, y, 3)  # no class at 0, rows sum to 1
+    assert (smoothed > 0).all() and np.allclose(smoothed.sum(1), 1)
+    assert smoothed[3].argmax() == 0
+    with pytest.raises(DataError, match="neighbour indices"):
+        neighbour_probabilities(nb[:2], y, 3)
+
+
+def test_neighbour_vote_and_probe_mean_finds_flipped_labels() -> None:
+    from sklearn.neighbors import NearestNeighbors
+
+    x, noisy, flipped = _noisy_blobs(np.random.default_rng(2))
+    _, idx = NearestNeighbors(n_neighbors=11).fit(x).kneighbors(x)
+    vote = neighbour_probabilities(idx[:, 1:], noisy, 4)  # the first neighbour is the image
+    assert (vote.argmax(1)[sorted(flipped)] != noisy[sorted(flipped)]).mean() >= 0.9
+    probs = (vote + out_of_fold_probabilities(x, noisy, folds=5, seed=0)) / 2
+    top = find_label_issues(probs, noisy)[: len(flipped)]
+    assert len(set(top.tolist()) & flipped) / len(flipped) >= 0.8
