@@ -148,10 +148,10 @@ def extract_folder_rate() -> dict:
             pixels = rng.integers(0, 256, (SIZE + 32, SIZE + 32, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", quality=90)
         workers = min(8, os.cpu_count() or 1)
-        graft.extract(tmp, model=MODEL, pretrained=False, image_size=SIZE, device="cuda",
+        graft.extract(tmp, model=MODEL, weights="none", image_size=SIZE, accelerator="gpu", devices=1,
                       batch_size=BATCH, workers=workers, progress=False)  # warm-up (workers, cuDNN)
         start = time.perf_counter()
-        f = graft.extract(tmp, model=MODEL, pretrained=False, image_size=SIZE, device="cuda",
+        f = graft.extract(tmp, model=MODEL, weights="none", image_size=SIZE, accelerator="gpu", devices=1,
                           batch_size=BATCH, workers=workers, progress=False)
         seconds = time.perf_counter() - start
     check(len(f) == IMAGES and bool(np.isfinite(f.features).all()),

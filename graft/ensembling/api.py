@@ -204,13 +204,14 @@ def validation_probs(
     model = EnsembleModel(
         [b.model for b in members], [b.data_config for b in members], [1.0] * len(members)
     ).eval()  # fmt: skip
+    device = members[0].device
+    model.to(device)  # the members are there already; the per-member mean/std buffers follow them
     transform = build_transforms(cfg, train=False, in_chans=int(cfg["input_size"][0]))
     dataset = ImageDataset(splits.val, transform, in_chans=int(cfg["input_size"][0]))
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip
     )
     probs, labels = [], []
-    device = members[0].device
     with torch.inference_mode():
         for batch in loader:
             if batch is None:

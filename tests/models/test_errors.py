@@ -198,12 +198,14 @@ def test_bad_options(kwargs, match):
 
 
 def test_hybrid_names_are_dispatched(monkeypatch):
-    import graft.hybrid
+    import graft.hybrid.source
+    from graft.models import sources
 
     calls = []
     monkeypatch.setattr(
-        graft.hybrid, "create_hybrid", lambda name, **kw: calls.append((name, kw)) or "hybrid"
+        graft.hybrid.source, "create_hybrid", lambda name, **kw: calls.append((name, kw)) or "hybrid"
     )
+    sources.register_source("+", graft.hybrid.source.create_from_name)
     assert (
         create_model("resnet18+vit_small_patch16_224", num_classes=3, pretrained=False, in_chans=1)
         == "hybrid"
