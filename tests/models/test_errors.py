@@ -203,7 +203,9 @@ def test_hybrid_names_are_dispatched(monkeypatch):
 
     calls = []
     monkeypatch.setattr(
-        graft.hybrid.source, "create_hybrid", lambda name, **kw: calls.append((name, kw)) or "hybrid"
+        graft.hybrid.source,
+        "create_hybrid",
+        lambda name, **kw: calls.append((name, kw)) or "hybrid",
     )
     sources.register_source("+", graft.hybrid.source.create_from_name)
     assert (
