@@ -8,60 +8,20 @@ Needs the Debian packages ``chromium`` and ``chromium-driver`` (``/usr/bin/chrom
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+from browser_support import SKIP_WITHOUT_BROWSER, headless_chrome
 
 from graft.report import SECTION_IDS
 
-CHROMIUM = (
-    os.environ.get("GRAFT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-)
-CHROMEDRIVER = os.environ.get("GRAFT_CHROMEDRIVER") or shutil.which("chromedriver")
-
-try:
-    import selenium  # noqa: F401
-
-    HAVE_SELENIUM = True
-except ImportError:
-    HAVE_SELENIUM = False
-
-# CI sets GRAFT_REQUIRE_BROWSER=1 (.ci/run installs the browser): there a missing browser fails
-REQUIRED = os.environ.get("GRAFT_REQUIRE_BROWSER") == "1"
-MISSING = not (CHROMIUM and CHROMEDRIVER and HAVE_SELENIUM)
-
-pytestmark = pytest.mark.skipif(
-    MISSING and not REQUIRED,
-    reason="headless browser test needs chromium and chromedriver (Debian: apt-get install chromium "
-    "chromium-driver) and selenium (pip install -e '.[dev]')",
-)
+pytestmark = SKIP_WITHOUT_BROWSER
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if MISSING:
-        pytest.fail(
-            f"GRAFT_REQUIRE_BROWSER=1 but chromium={CHROMIUM}, chromedriver={CHROMEDRIVER}, "
-            f"selenium={'yes' if HAVE_SELENIUM else 'no'}; run `make browser` (Debian chromium "
-            "chromium-driver) and `make setup`"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,2000", "--blink-settings=imagesEnabled=true"):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chrome("1280,2000", "--blink-settings=imagesEnabled=true") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _images(driver) -> list[dict]:

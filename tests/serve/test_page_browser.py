@@ -8,57 +8,21 @@ unless ``GRAFT_REQUIRE_BROWSER=1`` (CI), where a missing browser fails.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+from browser_support import SKIP_WITHOUT_BROWSER, headless_chrome
 
 from .conftest import start_server
 
-CHROMIUM = (
-    os.environ.get("GRAFT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-)
-CHROMEDRIVER = os.environ.get("GRAFT_CHROMEDRIVER") or shutil.which("chromedriver")
-try:
-    import selenium  # noqa: F401
-
-    HAVE_SELENIUM = True
-except ImportError:
-    HAVE_SELENIUM = False
-REQUIRED = os.environ.get("GRAFT_REQUIRE_BROWSER") == "1"
-MISSING = not (CHROMIUM and CHROMEDRIVER and HAVE_SELENIUM)
-
-pytestmark = pytest.mark.skipif(
-    MISSING and not REQUIRED,
-    reason="headless browser test needs chromium and chromedriver (Debian: apt-get install chromium "
-    "chromium-driver) and selenium (pip install -e '.[dev]')",
-)
+pytestmark = SKIP_WITHOUT_BROWSER
 KEY = "page-test-key-0123456789"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if MISSING:
-        pytest.fail(
-            f"GRAFT_REQUIRE_BROWSER=1 but chromium={CHROMIUM}, chromedriver={CHROMEDRIVER}, "
-            f"selenium={'yes' if HAVE_SELENIUM else 'no'}; run `make browser` and `make setup`"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,1600"):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chrome("1280,1600") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_page_shows_top_k_bars_and_gradcam(browser, bundle_dir: Path, image_files) -> None:
