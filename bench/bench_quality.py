@@ -98,12 +98,18 @@ def main() -> None:
     p.add_argument("--val", type=int, default=200)
     p.add_argument("--test", type=int, default=1000)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed-list", default=None, help="comma-separated seeds (overrides --seeds)")
     p.add_argument("--epochs", type=int, default=None, help="total epochs (default: auto's own)")
     p.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
     p.add_argument("--work", default="/tmp/bench_quality")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--workers", type=int, default=0, help="data loader processes per fit")
+    p.add_argument("--report-only", action="store_true", help="print the tables of WORK/quality.jsonl")
     args = p.parse_args()
+    if args.report_only:
+        lines = (Path(args.work) / "quality.jsonl").read_text().splitlines()
+        print(report([json.loads(line) for line in lines if line.strip()]))
+        return
     if args.threads:
         import torch
 
@@ -112,7 +118,8 @@ def main() -> None:
     rows = load_rows(args.rows)
     results: list[dict] = []
     log = work / "quality.jsonl"  # one line per finished row: a cut-short run keeps its rows
-    for seed in range(args.seeds):  # seed-major: a cut-short run stays balanced across datasets
+    seeds = [int(s) for s in args.seed_list.split(",")] if args.seed_list else range(args.seeds)
+    for seed in seeds:  # seed-major: a cut-short run stays balanced across datasets
         for name in args.datasets.split(","):
             data = build_split(name, seed, args.train, args.val, args.test, work)
             os.environ["GRAFT_QUALITY_PROTOCOL"] = json.dumps(
@@ -120,7 +127,8 @@ def main() -> None:
                  "workers": args.workers}
             )  # fmt: skip
             for row, fn in rows.items():
-                out = work / "runs" / f"{name}-s{seed}-{row}-{int(time.time())}"
+                tag = row.replace("/", "_").replace(" ", "_")  # a row name is not a path
+                out = work / "runs" / f"{name}-s{seed}-{tag}-{int(time.time())}"
                 out.mkdir(parents=True)
                 res = {"dataset": name, "seed": seed, "row": row, **fn(data, seed, out)}
                 results.append(res)
@@ -131,8 +139,16 @@ def main() -> None:
     print(report(results))
 
 
+def _own_time(r: dict) -> dict:
+    """The ``auto`` row costs its training run alone: its re-evaluation only pairs it with the others."""
+    if r["row"] == "auto" and "shared_seconds" in r:
+        return {**r, "seconds": r["shared_seconds"]}
+    return r
+
+
 def report(results: list[dict]) -> str:
     """A markdown table per dataset: median test acc, spread, paired delta and time ratio to auto."""
+    results = [_own_time(r) for r in results]
     lines = []
     for name in dict.fromkeys(r["dataset"] for r in results):
         mine = [r for r in results if r["dataset"] == name]

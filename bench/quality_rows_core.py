@@ -81,7 +81,21 @@ def _train_once(data: Path, seed: int, work: Path) -> dict[str, dict]:
     for r in results.values():
         r["seconds"] = round(shared + r.pop("own_seconds"), 1)
         r["shared_seconds"] = round(shared, 1)
+    _register_member(data, seed, work, result, shared)
     return results
+
+
+def _register_member(data: Path, seed: int, work: Path, result, seconds: float) -> None:
+    """The ``auto`` run is also the Lite0 member of the ensemble rows: no second identical fit."""
+    import json
+
+    from quality_rows_ensemble import member_folder
+
+    folder = member_folder(data, seed, work, protocol()["model"])
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"model": protocol()["model"], "recipe": "auto", "bundle": str(result.bundle),
+              "seconds": seconds, "test_acc": result.metrics.get("test_acc")}  # fmt: skip
+    (folder / "member.json").write_text(json.dumps(record))
 
 
 def _shared_row(name: str):

@@ -38,6 +38,23 @@ FIT = {
     "epochs": int(os.environ.get("GRAFT_QUALITY_EPOCHS", "3")),
     "image_size": 96,
 }
+
+
+def fit_options() -> dict:
+    """The ``auto`` fit options: bench_quality.py's protocol when it runs the rows, else ``FIT``."""
+    raw = os.environ.get("GRAFT_QUALITY_PROTOCOL")
+    if not raw:
+        return dict(FIT)
+    p = json.loads(raw)
+    keys = ("image_size", "epochs", "flip", "batch_size", "workers")
+    return {"recipe": "auto", **{k: p[k] for k in keys if k in p}}
+
+
+def member_folder(data_dir: Path, seed: int, work_dir: Path, model: str, tag: str = "") -> Path:
+    """Where a member fit is cached: shared by every row run on the same split (``data_dir``)."""
+    root = Path(work_dir).parents[1] if os.environ.get("GRAFT_QUALITY_PROTOCOL") else Path(work_dir)
+    name = f"{model.replace(':', '_')}{tag}-seed{seed}"
+    return root / "ensemble-members" / Path(data_dir).name / name
 HEAD_EPOCHS = 5  # head-only members: the backbone stays frozen, an epoch costs a few seconds
 
 
@@ -49,13 +66,13 @@ def fit_member(data_dir: Path, seed: int, work_dir: Path, model: str, recipe: st
     from graft.train import fit
 
     tag = "" if recipe == "auto" else f"-{recipe}"
-    folder = Path(work_dir) / "ensemble-members" / f"{model.replace(':', '_')}{tag}-seed{seed}"
+    folder = member_folder(data_dir, seed, work_dir, model, tag)
     record = folder / "member.json"
     if record.exists():
         return json.loads(record.read_text())
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
-    kwargs = {**FIT, "recipe": recipe}
+    kwargs = {**fit_options(), "recipe": recipe}
     if recipe == "head":
         kwargs["epochs"] = HEAD_EPOCHS
     r = fit(str(data_dir), model=model, seed=seed, out=str(folder / "run"), report=False,

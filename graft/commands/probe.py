@@ -58,7 +58,10 @@ class ProbeOptions:
     model: str = option("efficientnet_lite0", MODEL_HELP + "; image data only")
     weights: str = option("pretrained", WEIGHTS_HELP + "; image data only")
     layer: str | None = option(
-        None, "stage index or module name (image data)", default_text="the last stage"
+        None,
+        "stage index, module name, or 'auto' (the last stage or the one before it, whichever has "
+        "the better cross-validated accuracy) (image data)",
+        default_text="the last stage",
     )
     pool: Literal["avg", "max", "none"] = option("avg", "pooling of feature maps (image data)")
     image_size: int | None = option(

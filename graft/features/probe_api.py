@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from graft.errors import DataError, GraftError, WeightsNotFoundError
+from graft.errors import ConfigError, DataError, GraftError, WeightsNotFoundError
 from graft.features.arrays import Features
 from graft.features.extraction import DEFAULT_MODEL, extract, weights_hash
 from graft.features.kernels import parse_bytes
+from graft.features.probe_layers import AUTO, best_layer, candidate_layers
 from graft.features.probing import Probe
 from graft.log import get_logger
 
@@ -42,6 +43,7 @@ class ProbeResult:
     fit_seconds: float
     bundle: Path | None = None
     features: Features | None = field(default=None, repr=False)
+    layer_choice: dict[str, Any] | None = None
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -58,6 +60,8 @@ class ProbeResult:
                 **getattr(self.probe, "stage_seconds_", {}),
             },
         }
+        if self.layer_choice is not None:
+            out["layer_choice"] = self.layer_choice
         if getattr(self.probe, "solver_", None):
             out["solver"] = self.probe.solver_
             out["solver_info"] = self.probe.solver_info_
@@ -108,7 +112,9 @@ def probe(
 
     ``data`` is a :class:`Features`, a feature store folder (``graft extract --out``), or an image
     dataset (extracted now with ``model``, ``layer``, ``pool``, ``image_size``; into
-    ``features_out`` when given). Without val and test images, ``val_split`` (default 0.2) of the
+    ``features_out`` when given). ``layer="auto"`` (image data) probes the last stage and the one
+    before it and keeps the better by cross-validated accuracy (:mod:`graft.features.probe_layers`).
+    Without val and test images, ``val_split`` (default 0.2) of the
     train images is held out, stratified. ``out`` writes a ``probe`` bundle for ``graft predict``.
 
     Example:
@@ -119,9 +125,28 @@ def probe(
     from graft.features.extraction import resolve_weights
 
     parse_bytes(max_memory)  # a bad size fails now, not after the extraction
-    start = time.perf_counter()
     hardware = {"accelerator": accelerator, "devices": devices}
     weights = resolve_weights(weights, pretrained)
+    if layer == AUTO:
+        return _probe_auto_layer(
+            data, clf, model, pca, cv, pool, image_size, val_split, seed, out, features_out,
+            weights, batch_size, workers, hardware, max_memory, progress,
+        )  # fmt: skip
+    backbone, result = _probe_once(
+        data, clf, model, pca, cv, layer, pool, image_size, val_split, seed, features_out,
+        weights, batch_size, workers, hardware, max_memory, progress,
+    )  # fmt: skip
+    if out is not None:
+        result.bundle = _save(out, backbone, result.features, result)
+    return result
+
+
+def _probe_once(
+    data, clf, model, pca, cv, layer, pool, image_size, val_split, seed, features_out,
+    weights, batch_size, workers, hardware, max_memory, progress,
+) -> tuple[nn.Module | None, ProbeResult]:  # fmt: skip
+    """Features (extracted or read) and a fitted probe, not saved: (backbone or None, result)."""
+    start = time.perf_counter()
     backbone, feats = _features(
         data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware
     )
@@ -142,8 +167,36 @@ def probe(
         features=feats,
     )
     log.info("%s", result.summary())
+    return backbone, result
+
+
+def _probe_auto_layer(
+    data, clf, model, pca, cv, pool, image_size, val_split, seed, out, features_out,
+    weights, batch_size, workers, hardware, max_memory, progress,
+) -> ProbeResult:  # fmt: skip
+    """``layer="auto"``: :mod:`graft.features.probe_layers` picks the stage by CV accuracy."""
+    if isinstance(data, Features) or (Path(data) / "manifest.json").exists():
+        raise ConfigError(
+            "layer='auto' extracts features from several stages, so it needs an image folder; "
+            "got stored features. Pass the image folder, or a --layer the store was made with."
+        )
+    if features_out is not None:
+        raise ConfigError(
+            "layer='auto' cannot write one feature store (it extracts several stages); drop "
+            "features_out (--features-out) or pass a --layer."
+        )
+    backbone = model if isinstance(model, nn.Module) else _backbone(str(model), weights, image_size)
+
+    def run(layer):
+        return _probe_once(
+            data, clf, backbone, pca, cv, layer, pool, image_size, val_split, seed, None,
+            weights, batch_size, workers, hardware, max_memory, progress,
+        )  # fmt: skip
+
+    backbone, result, choice = best_layer(candidate_layers(backbone), run)
+    result.layer_choice = choice
     if out is not None:
-        result.bundle = _save(out, backbone, feats, result)
+        result.bundle = _save(out, backbone, result.features, result)
     return result
 
 

@@ -2,6 +2,8 @@
 
 - ``fast``: a linear probe (logistic regression, C chosen by cross-validation) on the frozen
   backbone's pooled features (:func:`graft.probe`), saved as a ``probe`` bundle: no gradient step.
+  The features come from the last stage or the one before it, whichever has the better
+  cross-validated accuracy (``layer="auto"``, :mod:`graft.features.probe_layers`).
 - ``balanced``: recipe ``auto`` (head, then everything with spread learning rates), today's default.
 - ``best``: ``auto`` + greedy soup of the last phase's epochs + WiSE-FT when the benchmark says it
   helps (:data:`WISE_IN_BEST`) + test-time augmentation in the reported accuracies. An ensemble of
@@ -68,7 +70,7 @@ def probe_options(cfg: Any) -> dict[str, Any]:
         'runs/x/bundle'
     """
     return {
-        "clf": "logreg", "model": cfg.model, "weights": cfg.weights, "image_size": cfg.image_size,
+        "clf": "logreg", "layer": "auto", "model": cfg.model, "weights": cfg.weights, "image_size": cfg.image_size,
         "val_split": cfg.val_split or None, "seed": cfg.seed, "out": f"{cfg.out}/bundle",
         "batch_size": cfg.batch_size, "workers": cfg.workers, "accelerator": cfg.accelerator,
         "progress": cfg.progress,

@@ -239,3 +239,43 @@ def test_predict_on_a_logreg_probe_bundle_gives_its_probabilities(
         got = [probs[c] for c in rows.classes]
         np.testing.assert_allclose(got, ref, atol=1e-4)
         assert row["label"] == rows.classes[int(np.argmax(ref))]
+
+
+def test_layer_auto_keeps_the_stage_with_the_better_cv_accuracy(
+    tmp_path: Path, backbone_spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagegen import make_image_folder
+
+    from graft.bundle import load_bundle
+    from graft.data import build_transforms, load_image
+
+    root = make_image_folder(tmp_path / "imgs", per_class=8, size=24)
+    singles = {
+        layer: probe(
+            root, clf="logreg", cv=2, model=backbone_spec, image_size=32, layer=layer, **KW
+        )
+        for layer in (None, -2)
+    }
+    r = probe(root, clf="logreg", cv=2, model=backbone_spec, image_size=32, layer="auto",
+              out=tmp_path / "b", **KW)  # fmt: skip
+    cv = {"last": singles[None].cv_accuracy, "-2": singles[-2].cv_accuracy}
+    assert r.layer_choice["cv_accuracy"] == cv and r.metrics["layer_choice"] == r.layer_choice
+    expected = -2 if cv["-2"] > cv["last"] else None
+    assert r.layer_choice["chosen"] == expected
+    np.testing.assert_array_equal(r.features.flat(), singles[expected].features.flat())
+    # the saved bundle reads the chosen stage: its predictions equal the probe's on the raw images
+    _forbid_pickle(monkeypatch)
+    bundle = load_bundle(tmp_path / "b")
+    transform = build_transforms(bundle.data_config, train=False)
+    batch = torch.stack([transform(load_image(f, "RGB")) for f in r.features.files])
+    np.testing.assert_array_equal(
+        bundle.logits(batch).argmax(1).numpy(), r.probe.predict(r.features.flat())
+    )
+
+
+def test_layer_auto_needs_images(tmp_path: Path, folder: Path, backbone_spec) -> None:
+    feats = extract(folder, model=backbone_spec, image_size=32, **KW)
+    with pytest.raises(ConfigError, match="needs an image folder"):
+        probe(feats, layer="auto")
+    with pytest.raises(ConfigError, match="features_out"):
+        probe(folder, model=backbone_spec, layer="auto", features_out=tmp_path / "f", **KW)
