@@ -110,6 +110,7 @@ def probe(
     dataset (extracted now with ``model``, ``layer``, ``pool``, ``image_size``; into
     ``features_out`` when given). Without val and test images, ``val_split`` (default 0.2) of the
     train images is held out, stratified. ``out`` writes a ``probe`` bundle for ``graft predict``.
+    ``progress``: progress bars on stderr (the extraction of image data, the hyperparameter search).
 
     Example:
         >>> r = probe("feats/pets", clf="svm-rbf", pca=128, out="runs/svm")  # doctest: +SKIP
@@ -123,8 +124,9 @@ def probe(
     hardware = {"accelerator": accelerator, "devices": devices}
     weights = resolve_weights(weights, pretrained)
     backbone, feats = _features(
-        data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware
-    )
+        data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware,
+        progress,
+    )  # fmt: skip
     extract_seconds = time.perf_counter() - start
     train, val, test = _splits(feats, val_split, seed)
     start = time.perf_counter()
@@ -148,8 +150,9 @@ def probe(
 
 
 def _features(
-    data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware
-):
+    data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware,
+    progress=True,
+):  # fmt: skip
     """The backbone (or None when it is only needed for saving) and the features."""
     if isinstance(data, Features):
         return None, data
@@ -165,6 +168,7 @@ def _features(
         out=features_out,
         batch_size=batch_size,
         workers=workers,
+        progress=progress,
         **hardware,
     )
     return backbone, feats
