@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from graft.config import from_dict
     from graft.distributed import is_rank_zero
     from graft.train.cli_options import options_from_args
-    from graft.train.fitting import resolve_config
     from graft.train.lr_finder import lr_find
+    from graft.train.resolved import resolve_config
 
     own_yaml, fit_yaml = _read_config(args.config)
     own = from_dict(LRFindOptions, {**own_yaml, **options_from_args(args, LRFindOptions)})

@@ -106,6 +106,9 @@ class ProbeOptions:
     )
     accelerator: str = option("auto", ACCELERATOR_HELP)
     devices: str = option("1", DEVICES_HELP + "; several extract in parallel")
+    progress: bool = option(
+        True, "show progress bars (on stderr): the extraction of image data, the search"
+    )
 
 
 OPTIONS = {"probe": ProbeOptions}
@@ -131,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     from graft.features import probe
 
     opts = resolve(args, ProbeOptions, **hardware_of(args, {}))
-    result = probe(opts.data, **kwargs_of(opts, skip=("data",)))
+    kwargs = kwargs_of(opts, skip=("data", "progress"))
+    result = probe(opts.data, progress=opts.progress and not args.quiet, **kwargs)
     data = {"clf": opts.clf, "classes": result.classes, **result.metrics}
     data["params"] = data["best_params"]  # the key before 0.x; kept for scripts that read it
     data["bundle"] = str(result.bundle) if result.bundle else None

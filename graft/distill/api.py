@@ -36,7 +36,8 @@ from graft.errors import ConfigError
 from graft.io import write_json
 from graft.log import get_logger
 from graft.train.config import FitConfig
-from graft.train.fitting import FitParts, fit, module_options
+from graft.train.fitting import fit
+from graft.train.parts import FitParts, module_options
 
 log = get_logger("graft.distill")
 

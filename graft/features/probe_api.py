@@ -116,6 +116,7 @@ def probe(
     before it and keeps the better by cross-validated accuracy (:mod:`graft.features.probe_layers`).
     Without val and test images, ``val_split`` (default 0.2) of the
     train images is held out, stratified. ``out`` writes a ``probe`` bundle for ``graft predict``.
+    ``progress``: progress bars on stderr (the extraction of image data, the hyperparameter search).
 
     Example:
         >>> r = probe("feats/pets", clf="svm-rbf", pca=128, out="runs/svm")  # doctest: +SKIP
@@ -148,8 +149,9 @@ def _probe_once(
     """Features (extracted or read) and a fitted probe, not saved: (backbone or None, result)."""
     start = time.perf_counter()
     backbone, feats = _features(
-        data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware
-    )
+        data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware,
+        progress,
+    )  # fmt: skip
     extract_seconds = time.perf_counter() - start
     train, val, test = _splits(feats, val_split, seed)
     start = time.perf_counter()
@@ -201,8 +203,9 @@ def _probe_auto_layer(
 
 
 def _features(
-    data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware
-):
+    data, model, layer, pool, image_size, features_out, weights, batch_size, workers, hardware,
+    progress=True,
+):  # fmt: skip
     """The backbone (or None when it is only needed for saving) and the features."""
     if isinstance(data, Features):
         return None, data
@@ -218,6 +221,7 @@ def _features(
         out=features_out,
         batch_size=batch_size,
         workers=workers,
+        progress=progress,
         **hardware,
     )
     return backbone, feats

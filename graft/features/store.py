@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from graft.bundle_checks import check_manifest_entries
+from graft.bundle.checks import check_manifest_entries
 from graft.errors import DataError
 from graft.io import atomic_path, read_json, sha256_file, write_json
 from graft.log import get_logger

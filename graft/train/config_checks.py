@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graft.bundle_checks import check_image_side
+from graft.bundle.checks import check_image_side
 from graft.errors import ConfigError
 
 

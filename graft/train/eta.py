@@ -127,18 +127,17 @@ def estimate(cfg: Any, parts: Any, cached_epochs: range = range(0), batches: int
 
 
 def planned_cache(cfg: Any, plan: Any, groups: Any, model: nn.Module) -> range:
-    """Epochs fit's pooled-feature cache will serve (the rule of ``fitting._setup_cache``).
+    """Epochs fit's pooled-feature cache will serve (the rule of ``frozen_cache.setup_cache``).
 
     Example:
         >>> planned_cache(cfg, plan, groups, model)  # doctest: +SKIP
         range(0, 2)
     """
-    from graft.train.frozen_cache import can_cache, head_suffix
+    from graft.train.frozen_cache import head_only_epochs, head_suffix, wants_cache
 
-    wanted = cfg.cache_frozen if cfg.cache_frozen is not None else cfg.recipe in ("auto", "head")
-    if not wanted or cfg.balance == "sampler" or cfg.mixup or cfg.cutmix:
+    if not wants_cache(cfg):
         return range(0)
-    epochs = [e for p in plan for e in range(p.start, p.end) if can_cache(p, groups)]
+    epochs = head_only_epochs(plan, groups)
     if not epochs or head_suffix(model, groups) is None:
         return range(0)
     return range(min(epochs), max(epochs) + 1)

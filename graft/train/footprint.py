@@ -6,10 +6,12 @@ weights an adapter keeps frozen (``model.graft_frozen_params``). ``total_params`
 own size (adapters excluded: the merged bundle's size), so the fraction compares with full
 fine-tuning directly. Peak memory is the accelerator's
 (``torch.cuda.max_memory_allocated``) on a GPU, else the process's peak resident set size.
+``fit`` calls :func:`footprint_start` before training and :func:`footprint_end` after it.
 
 Example:
     >>> import timm
-    >>> from graft.train.groups import ModelGroups
+    >>> from graft.distributed import is_rank_zero
+from graft.train.groups import ModelGroups
     >>> from graft.train.recipes import build_plan
     >>> m = timm.create_model("test_efficientnet", num_classes=3)
     >>> g = ModelGroups.of(m)
@@ -29,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graft.distributed import is_rank_zero
 from graft.train.groups import ModelGroups
 
 
@@ -84,3 +87,38 @@ def describe(counts: dict[str, float], memory: dict[str, float] | None = None) -
         where = "GPU allocated" if memory.get("peak_memory_gpu") else "process resident"
         text += f", peak memory {memory['peak_memory_mb']:,.0f} MB ({where})"
     return text
+
+
+def footprint_start(cfg: Any, parts: Any) -> dict[str, float]:
+    """Count what will train, print it (rank 0, with progress on) and start the peak-memory meter.
+
+    ``parts`` is the run's :class:`graft.train.parts.FitParts`.
+
+    Example:
+        >>> counts = footprint_start(cfg, parts)  # doctest: +SKIP
+    """
+    counts = trainable_params(parts.model, parts.groups, parts.plan)
+    reset_peak_memory()
+    _say(cfg, describe(counts))
+    return counts
+
+
+def footprint_end(cfg: Any, parts: Any, counts: dict[str, float]) -> dict[str, float]:
+    """``counts`` + peak memory (+ the adapters' size with ``--peft``), printed and returned.
+
+    Example:
+        >>> metrics.update(footprint_end(cfg, parts, counts))  # doctest: +SKIP
+    """
+    memory = peak_memory_mb()
+    _say(cfg, describe(counts, memory))
+    info = getattr(parts.model, "graft_peft", None)
+    extra = {"peft_adapter_params": float(info.adapter_params)} if info is not None else {}
+    return {**counts, **memory, **extra}
+
+
+def _say(cfg: Any, text: str) -> None:
+    """Print ``text`` with the progress lines (rank 0, with progress on)."""
+    if cfg.progress and is_rank_zero():
+        from graft.train.plan import say
+
+        say(text)

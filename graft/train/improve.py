@@ -59,7 +59,7 @@ def wants_snapshots(cfg: Any) -> tuple[bool, bool]:
 def improve_weights(parts: Any, module: Any, folder: Path) -> dict[str, Any]:
     """Average and/or interpolate the weights of ``module.eval_model()`` in place; return the record.
 
-    ``parts`` is :class:`graft.train.fitting.FitParts` (config and data module).
+    ``parts`` is :class:`graft.train.parts.FitParts` (config and data module).
     """
     cfg, dm = parts.cfg, parts.datamodule
     if parts.trainer is not None:

@@ -57,18 +57,19 @@ def lr_find(
         >>> lr_find("data/flowers", phase="full", steps=50).suggestion  # doctest: +SKIP
         0.0004
     """
-    from graft.train import fitting
+    from graft.train.parts import default_module, prepare_fit
+    from graft.train.resolved import resolve_config
 
     if phase not in ("head", "full"):
         raise ConfigError(f"phase must be 'head' or 'full', got {phase!r}.")
     if not min_lr < max_lr:
         raise ConfigError(f"min_lr ({min_lr}) must be below max_lr ({max_lr}).")
-    cfg = fitting.resolve_config(data, config, {**options, "resume": False})
+    cfg = resolve_config(data, config, {**options, "resume": False})
     with claim_run(Path(cfg.out), "graft lr-find", data=cfg.data) as out:  # one writer, no debris
         out.mkdir(parents=True, exist_ok=True)
         pl.seed_everything(cfg.seed, verbose=False)
-        parts = fitting.prepare_fit(cfg, out)
-        module = fitting.default_module(parts)
+        parts = prepare_fit(cfg, out)
+        module = default_module(parts)
         groups = parts.groups
         trainable = (groups.head,) if phase == "head" else tuple(range(len(groups)))
         bn = "frozen" if phase == "head" else "eval"

@@ -1,7 +1,9 @@
-"""Run-folder outputs: per-epoch history (``metrics.csv``) and the trained bundle.
+"""Run-folder outputs: per-epoch history (``metrics.csv``), the trained bundle (with ``--peft``,
+merged weights and optionally the adapters alone), ``metrics.json`` and the HTML report.
 
 Example:
     >>> rows = write_history(Path("runs/x"), plan)  # doctest: +SKIP
+    >>> bundle = write_outputs(Path("runs/x"), cfg, parts, module, metrics, events, {})  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from typing import Any
 
 from torch import nn
 
-from graft.io import write_text
+from graft.io import write_json, write_text
+from graft.log import get_logger
 from graft.train.config import FitConfig
 from graft.train.recipes import Plan
+from graft.train.snapshots import SNAPSHOTS_DIR, remove_snapshots
+
+log = get_logger("graft.train")
 
 HISTORY_KEYS = ("epoch", "phase", "train_loss_epoch", "train_acc", "val_loss", "val_acc", "lr_head")
 
@@ -109,3 +115,86 @@ def save_trained_bundle(
         recipe["peft"] = {"method": cfg.peft, "rank": cfg.peft_rank, "alpha": cfg.peft_alpha,
                           "targets": cfg.peft_targets, "merged": True}  # fmt: skip
     return save_bundle(dest, model, classes, data_cfg, recipe=recipe, metrics=metrics)
+
+
+def write_outputs(
+    run: Path,
+    cfg: FitConfig,
+    parts: Any,
+    module: Any,
+    metrics: dict[str, float],
+    events: list[dict[str, Any]],
+    improved: dict[str, Any],
+) -> Path:
+    """The files of a finished run (call on rank 0): the bundle, ``adapter.safetensors`` with
+    ``--peft-save-adapter``, ``metrics.json`` (metrics, unfreezing events, the WiSE/averaging
+    record ``improved``) and the report; the kept weight snapshots are removed. Returns the bundle.
+
+    ``parts`` is the run's :class:`graft.train.parts.FitParts`, ``module`` its trained
+    :class:`graft.train.module.GraftModule`.
+
+    Example:
+        >>> write_outputs(Path("runs/x"), cfg, parts, module, {"val_acc": 0.9}, [], {})  # doctest: +SKIP
+        PosixPath('runs/x/bundle')
+    """
+    model = model_to_save(module.eval_model(), cfg)
+    bundle = save_trained_bundle(
+        run / "bundle", model, parts.splits.classes, parts.data_config, cfg, parts.plan, metrics
+    )
+    if cfg.peft_save_adapter:  # next to the merged weights, once the bundle exists
+        save_adapter(module.eval_model(), bundle / "adapter.safetensors")
+    write_json(run / "metrics.json", {"metrics": metrics, "unfreezing": events,
+                                      **({"weights": improved} if improved else {})})  # fmt: skip
+    remove_snapshots(run / SNAPSHOTS_DIR)
+    if cfg.report:
+        write_report(run)
+    return bundle
+
+
+def model_to_save(model: nn.Module, cfg: FitConfig) -> nn.Module:
+    """The weights a bundle holds: with ``--peft``, adapters merged (no peft needed to load).
+
+    Example:
+        >>> model_to_save(module.eval_model(), cfg)  # doctest: +SKIP
+    """
+    if cfg.peft == "none":
+        return model
+    from graft.models.peft_adapt import merged_copy
+
+    return merged_copy(model)
+
+
+def save_adapter(model: nn.Module, path: Path) -> Path:
+    """Write the adapters and head of an adapted ``model`` alone (safetensors + a JSON header).
+
+    Example:
+        >>> save_adapter(parts.model, Path("runs/x/bundle/adapter.safetensors"))  # doctest: +SKIP
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    from graft.io import atomic_path
+    from graft.models.peft_adapt import adapter_state
+
+    info = model.graft_peft
+    meta = {"format": "graft-peft-adapter", "peft": json.dumps(info.to_dict()),
+            "target_modules": json.dumps(list(info.targets))}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(adapter_state(model), str(tmp), metadata=meta)
+    log.info("adapter (%s, rank %d) written to %s", info.method, info.rank, path)
+    return path
+
+
+def write_report(run: Path) -> None:
+    """The run's HTML report (rank 0, every run file written); a failure is a warning, not an error.
+
+    Example:
+        >>> write_report(Path("runs/x"))  # doctest: +SKIP
+    """
+    from graft.train.reporters import write_run_report  # graft.report installs it
+
+    path = write_run_report(run)
+    if path is not None:
+        log.info("report: %s", path)

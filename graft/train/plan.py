@@ -219,12 +219,12 @@ def dry_run(cfg: Any, started: float) -> tuple[Any, str, float]:
     """
     from pathlib import Path
 
-    from graft.train import fitting
     from graft.train.eta import estimate, planned_cache
+    from graft.train.parts import prepare_fit
     from graft.train.resolved import resolve_choices
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    parts = fitting.prepare_fit(cfg, Path(cfg.out))
+    parts = prepare_fit(cfg, Path(cfg.out))
     cached = planned_cache(cfg, parts.plan, parts.groups, parts.model)
     resolved = resolve_choices(cfg, parts, cached=bool(cached))
     est = estimate(cfg, parts, cached, already=time.perf_counter() - started)

@@ -12,6 +12,9 @@ Options that only change *how* the run executes (workers, devices, progress...) 
 then continue under the new options (the recipe's plan must still match; see
 :mod:`graft.train.unfreeze`).
 
+Before either, :func:`check_resume_checkpoint` refuses a ``last.ckpt`` that is not plain tensors
+(read with ``weights_only=True``: nothing in it is executed).
+
 Example:
     >>> check_resume_options({"image_size": 32}, {"image_size": 64}, force=False)
     Traceback (most recent call last):
@@ -25,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 
-from graft.errors import ConfigError
+from graft.errors import ConfigError, UnsafeFileError
 from graft.log import get_logger
 
 log = get_logger("graft.train")
@@ -144,3 +148,40 @@ class RunIdentity(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[CHECKPOINT_KEY] = dict(self.identity)
+
+
+def check_resume_checkpoint(path: Path, run: Path) -> dict[str, Any]:
+    """The resume checkpoint's content; refuse one that is not plain tensors (a pickle, a foreign file).
+
+    Lightning would fail on it too, but with an unpickling traceback; nothing is ever executed.
+
+    Example:
+        >>> check_resume_checkpoint(Path("runs/x/checkpoints/last.ckpt"), Path("runs/x"))  # doctest: +SKIP
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError (not a zip), EOFError, ...
+        from graft.models.weights import load_error_reason
+
+        reason = load_error_reason(err)
+        raise UnsafeFileError(
+            f"--resume: {path} cannot be read as a plain-tensor checkpoint ({reason}); it may be "
+            f"damaged or not graft's. Nothing in it was executed. Restore it from a backup, or "
+            f"start a new run with another --out folder (or without --resume)."
+        ) from err
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise UnsafeFileError(
+            f"--resume: {path} is not a graft/Lightning checkpoint (no 'state_dict'); it may be "
+            "damaged or not graft's. Restore it, or start a new run with another --out folder."
+        )
+    return state
+
+
+def resume_path(cfg: Any, run: Path) -> str | None:
+    """The checkpoint ``trainer.fit`` resumes from (``run/checkpoints/last.ckpt``), or ``None``.
+
+    Example:
+        >>> resume_path(FitConfig(data="d", resume=True), Path("runs/x"))
+        'runs/x/checkpoints/last.ckpt'
+    """
+    return str(run / "checkpoints" / "last.ckpt") if cfg.resume else None

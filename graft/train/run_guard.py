@@ -1,5 +1,6 @@
 """A fit run's folder: one writer (:class:`graft.train.run_lock.RunLock`), and no half-made leftovers.
 
+:func:`prepare_run_dir` creates it and refuses to train over an earlier run unless resuming.
 When a run fails, its ``--out`` folder either disappears (it was created by this run and holds no
 checkpoint to resume from) or says why in ``failed.txt`` (what failed, and whether ``--resume``
 can continue it). A successful run removes an earlier ``failed.txt``.
@@ -17,8 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from graft.distributed import is_rank_zero
+from graft.errors import ConfigError
 from graft.io import check_out_folder, write_text
 from graft.log import get_logger
+from graft.train.config import FitConfig
 from graft.train.run_lock import RunLock
 
 log = get_logger("graft.train")
@@ -70,3 +73,23 @@ def _after_failure(run: Path, created: Path | None, error: BaseException, comman
     )
     with contextlib.suppress(OSError):  # the disk that failed the run may refuse this note too
         write_text(run / FAILED_NAME, f"{type(error).__name__}: {first}\n{advice}\n")
+
+
+def prepare_run_dir(cfg: FitConfig) -> Path:
+    """Create the run folder and write ``config.yaml``; refuse to overwrite a run unless resuming.
+
+    Example:
+        >>> run = prepare_run_dir(FitConfig(data="data/pets", out="runs/pets"))  # doctest: +SKIP
+    """
+    run = Path(cfg.out)
+    last = run / "checkpoints" / "last.ckpt"
+    if cfg.resume and not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist; nothing to resume in {run}.")
+    if not cfg.resume and (last.is_file() or (run / "bundle").exists()):
+        raise ConfigError(
+            f"{run} already holds a run; pass --resume to continue it or choose another --out folder."
+        )
+    run.mkdir(parents=True, exist_ok=True)
+    if is_rank_zero():
+        cfg.save(run / "config.yaml")
+    return run

@@ -26,6 +26,7 @@ import torch
 from graft.io import write_bytes
 from graft.train.recipes import Plan
 
+SNAPSHOTS_DIR = "checkpoints/weights"  # under the run folder: kept across a resume
 LP_FILE = "lp.safetensors"
 
 

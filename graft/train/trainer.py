@@ -1,25 +1,39 @@
 """The Lightning ``Trainer`` of a fit run: callbacks, logger, precision and devices from the config.
 
+:func:`make_trainer` builds it; :func:`run_training` runs it (out-of-memory errors become advice);
+:func:`load_best` and :func:`final_metrics` read what it produced.
+
 Example:
     >>> trainer, best = make_trainer(FitConfig(data="d", out="runs/x"), Path("runs/x"), plan)  # doctest: +SKIP
+    >>> run_training(trainer, module, datamodule, cfg, Path("runs/x"))  # doctest: +SKIP
+    >>> load_best(module, best, cfg)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from graft.distributed import sync_batchnorm_plugin
-from graft.errors import ConfigError
+from graft.errors import ConfigError, GraftError
+from graft.log import get_logger
 from graft.train.config import FitConfig
 from graft.train.guards import FiniteLossGuard
 from graft.train.loggers import PhaseLogger, make_loggers
 from graft.train.recipes import Plan
+from graft.train.resume_check import resume_path
 from graft.train.unfreeze import ProgressiveUnfreezing
+
+if TYPE_CHECKING:
+    from graft.train.datamodule import FitDataModule
+    from graft.train.module import GraftModule
+
+log = get_logger("graft.train")
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -182,3 +196,111 @@ def quiet_lightning() -> None:
                     ".*litlogger.*", ".*GPU available but not used.*", ".*exists and is not empty.*", ".*module\\(s\\) in eval mode.*"):  # fmt: skip
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+# ------------------------------------------------------------------------------ running it
+
+
+def run_training(
+    trainer: pl.Trainer, module: GraftModule, dm: FitDataModule, cfg: FitConfig, run: Path
+) -> None:
+    """``trainer.fit`` (resuming from ``last.ckpt`` with ``--resume``), out-of-memory errors turned
+    into advice (:func:`out_of_memory_message`).
+
+    Example:
+        >>> run_training(trainer, module, parts.datamodule, cfg, Path("runs/x"))  # doctest: +SKIP
+    """
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg, run), weights_only=True)
+    except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError
+        if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
+            raise GraftError(out_of_memory_message(cfg, run, err)) from err
+        raise
+
+
+def out_of_memory_message(cfg: FitConfig, run: Path, err: BaseException) -> str:
+    """Advice for a run that ran out of (GPU or CPU) memory: smaller batch, lower precision, resume.
+
+    Example:
+        >>> out_of_memory_message(FitConfig(data="d", batch_size=32), Path("r"), RuntimeError("x"))[:28]
+        'out of memory while training'
+    """
+    first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    gpu = isinstance(err, torch.OutOfMemoryError) or "cuda" in str(err).lower()
+    precision = (
+        "--precision bf16-mixed (halves activation memory on a GPU)"
+        if gpu and cfg.precision == "32"
+        else None
+    )
+    size = cfg.image_size
+    smaller = f"--image-size {max(16, (size or 224) * 3 // 4)}" if size != 16 else None
+    tips = [
+        f"--batch-size {max(1, cfg.batch_size // 2)}",
+        precision,
+        smaller and f"a smaller {smaller}",
+    ]
+    last = run / "checkpoints" / "last.ckpt"
+    resume = (
+        f"; finished epochs are kept: add --resume --out {run} to continue"
+        if last.is_file()
+        else f"; no epoch had finished, so start again (the --out folder {run} can be reused)"
+    )
+    return (
+        f"out of memory while training (batch size {cfg.batch_size}): {first}. Try "
+        + ", ".join(t for t in tips if t)
+        + resume
+        + "."
+    )
+
+
+def load_best(module: GraftModule, checkpoints: Any, cfg: FitConfig) -> None:
+    """Load the weights of the best checkpoint (by ``cfg.monitor``) into ``module``, if one was kept.
+
+    Example:
+        >>> load_best(module, checkpoints, cfg)  # doctest: +SKIP
+    """
+    best = getattr(checkpoints, "best_model_path", "")
+    if not best or not Path(best).is_file():
+        return
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    log.info(
+        "kept the weights of %s (%s = %s)",
+        Path(best).name,
+        cfg.monitor,
+        checkpoints.best_model_score,
+    )
+
+
+def final_metrics(
+    trainer: pl.Trainer,
+    module: GraftModule,
+    dm: FitDataModule,
+    seconds: float,
+    n_train: int,
+    plan: Plan,
+) -> dict[str, float]:
+    """Time, epochs and throughput, then validation and test metrics of the weights ``module`` holds.
+
+    Example:
+        >>> final_metrics(trainer, module, dm, 12.5, 600, plan)["fit_seconds"]  # doctest: +SKIP
+        12.5
+    """
+    metrics: dict[str, float] = {
+        "fit_seconds": round(seconds, 2),
+        "epochs": float(trainer.current_epoch),
+    }
+    if dm.val_set is not None:
+        metrics.update(_evaluate(trainer, module, dm.val_dataloader()))
+    if dm.test_set is not None:
+        metrics.update(_evaluate(trainer, module, dm.test_dataloader(), test=True))
+    metrics["train_images_per_s"] = round(n_train * trainer.current_epoch / max(seconds, 1e-9), 2)
+    return metrics
+
+
+def _evaluate(
+    trainer: pl.Trainer, module: GraftModule, loader: Any, test: bool = False
+) -> dict[str, float]:
+    run = trainer.test if test else trainer.validate
+    results = run(module, dataloaders=loader, verbose=False)
+    return {k: round(float(v), 6) for k, v in (results[0] if results else {}).items()}

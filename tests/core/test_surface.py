@@ -259,6 +259,27 @@ def test_old_device_flag_becomes_accelerator_and_devices() -> None:
     assert (opts.accelerator, opts.devices) == ("cuda", "1,")
 
 
+@pytest.mark.parametrize(("flags", "expected"), [([], True), (["--no-progress"], False),
+                                              (["--no-progress", "--progress"], True)])  # fmt: skip
+def test_probe_progress_pair_reaches_the_api(flags, expected, monkeypatch, capsys) -> None:
+    import types
+
+    import graft.features
+
+    calls = []
+
+    def fake_probe(data, **kwargs):
+        calls.append((data, kwargs))
+        return types.SimpleNamespace(
+            classes=["a", "b"], metrics={"best_params": {}}, bundle=None, summary=lambda: "probe"
+        )
+
+    monkeypatch.setattr(graft.features, "probe", fake_probe)
+    assert main(["probe", "feats/x", "--json", *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"] == ["a", "b"]
+    assert [(data, kw["progress"]) for data, kw in calls] == [("feats/x", expected)]
+
+
 def test_python_keywords_old_spellings_warn() -> None:
     from graft.features.extraction import resolve_weights
 

@@ -17,24 +17,15 @@ from graft.bundle import save_bundle
 from graft.data.dataset import ImageDataset
 from graft.data.scan import scan_dataset
 from graft.data.transforms import build_transforms
-from graft.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bundle_support import CLASSES, tiny_model  # noqa: E402
 from imagegen import make_image_folder  # noqa: E402
 
-CLASSES = ["blue", "green", "red"]
 CFG = {"input_size": (3, 32, 32), "interpolation": "bilinear", "crop_pct": 1.0,
        "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}  # fmt: skip
 OTHER_CFG = {**CFG, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 SMALL_CFG = {**CFG, "input_size": (3, 24, 24)}
-
-
-def tiny(seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = create_model("test_efficientnet", num_classes=3, pretrained=False)
-    with torch.no_grad():
-        torch.nn.init.normal_(model.get_classifier().weight, std=0.5)
-    return model.eval()
 
 
 def train_briefly(model: torch.nn.Module, data: Path, steps: int = 20) -> torch.nn.Module:
@@ -61,7 +52,7 @@ def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def members(tmp_path_factory: pytest.TempPathFactory, colours: Path) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("members")
     return {
-        "good": save_bundle(root / "good", train_briefly(tiny(0), colours), CLASSES, CFG),
-        "other": save_bundle(root / "other", tiny(1), CLASSES, OTHER_CFG),
-        "small": save_bundle(root / "small", tiny(2), CLASSES, SMALL_CFG),
+        "good": save_bundle(root / "good", train_briefly(tiny_model(0), colours), CLASSES, CFG),
+        "other": save_bundle(root / "other", tiny_model(1), CLASSES, OTHER_CFG),
+        "small": save_bundle(root / "small", tiny_model(2), CLASSES, SMALL_CFG),
     }

@@ -19,7 +19,7 @@ from graft.errors import ConfigError, GraftError, UnsafeFileError
 from graft.inference import evaluate, predict
 from graft.inference.inputs import expand_paths
 
-from .conftest import CFG, CLASSES, tiny
+from .conftest import CFG, CLASSES, tiny_model
 
 
 def _probs(preds) -> np.ndarray:
@@ -103,7 +103,7 @@ def test_bundle_is_self_contained_and_checked(members, tmp_path) -> None:
 def test_errors_name_the_bundle_and_the_fix(members, tmp_path) -> None:
     with pytest.raises(ConfigError, match="at least two member bundles"):
         graft.ensemble([], out=tmp_path / "e")
-    odd = save_bundle(tmp_path / "odd", tiny(3), ["blue", "green", "yellow"], CFG)
+    odd = save_bundle(tmp_path / "odd", tiny_model(3), ["blue", "green", "yellow"], CFG)
     with pytest.raises(
         ConfigError, match=r"odd.*same classes.*only in this one: \['yellow'\]"
     ) as e:

@@ -110,6 +110,23 @@ def _forbid_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch, "load", refuse)
 
 
+@pytest.mark.parametrize("progress", [True, False])
+def test_probe_passes_progress_to_the_extraction(
+    folder: Path, backbone_spec, progress: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graft.features import probe_api
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("progress"))
+        return extract(*args, **kwargs)
+
+    monkeypatch.setattr(probe_api, "extract", recording)
+    r = probe(folder, cv=2, model=backbone_spec, image_size=32, progress=progress, **KW)
+    assert seen == [progress] and len(r.classes) == 3
+
+
 def test_probe_reports_val_and_test(tmp_path: Path, backbone_spec) -> None:
     from imagegen import make_image_folder
 

@@ -95,13 +95,13 @@ def test_model_without_spec(tmp_path: Path) -> None:
 
 
 def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from graft import bundle as bundle_mod
+    from graft.bundle import saving
 
     def boom(model, path):
         path.write_bytes(b"half")
         raise OSError("simulated crash")
 
-    monkeypatch.setattr(bundle_mod, "_save_state", boom)
+    monkeypatch.setattr(saving, "_save_state", boom)
     with pytest.raises(OSError, match="simulated"):
         save_bundle(tmp_path / "b", tiny_model(), CLASSES, DATA_CONFIG)
     assert list(tmp_path.iterdir()) == []

@@ -18,13 +18,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import torch
+from bundle_support import CLASSES, tiny_bundle  # noqa: F401  (test_api imports CLASSES here)
 from PIL import Image
 
-from graft.bundle import save_bundle
-from graft.models import create_model
-
-CLASSES = ["blue", "green", "red"]
 DATA_CONFIG = {
     "input_size": (3, 32, 32),
     "interpolation": "bilinear",
@@ -34,18 +30,10 @@ DATA_CONFIG = {
 }
 
 
-def tiny_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = create_model("test_efficientnet", num_classes=len(CLASSES), pretrained=False).eval()
-    with torch.no_grad():  # a spread-out head, so that outputs differ clearly between inputs
-        torch.nn.init.normal_(model.get_classifier().weight, std=0.5)
-    return model
-
-
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("serve")
-    return save_bundle(root / "bundle", tiny_model(), CLASSES, DATA_CONFIG)
+    return tiny_bundle(root / "bundle", DATA_CONFIG)
 
 
 def image_bytes(seed: int, size: tuple[int, int] = (40, 30), fmt: str = "PNG") -> bytes:

@@ -64,8 +64,9 @@ def test_hybrid_fits_from_the_cli_and_its_bundle_predicts(
 
 def test_head_phase_trains_the_hybrid_fusion() -> None:
     from graft.hybrid import create_hybrid
-    from graft.train.fitting import FitConfig, make_plan
+    from graft.train import FitConfig
     from graft.train.groups import ModelGroups
+    from graft.train.parts import make_plan
 
     model = create_hybrid(HYBRID, 3, pretrained=False, fusion="gated", proj_dim=16,
                           branch_kwargs={"test_vit": {"img_size": 32}})  # fmt: skip

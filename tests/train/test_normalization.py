@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from graft.train.config import FitConfig
-from graft.train.fitting import _data_config
+from graft.train.parts import _data_config
 
 
 def _flat_split(root: Path, value_a: int, value_b: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 from graft.data.image_size import SMALL_SIZE, auto_image_size, choose_image_size, image_sizes
 from graft.train import FitConfig, fit
 from graft.train.eta import estimate, planned_cache
-from graft.train.fitting import prepare_fit
+from graft.train.parts import prepare_fit
 from graft.train.plan import ProgressETA, describe, phase_line
 from graft.train.recipes import Phase, build_plan
 

@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 from graft.cli import main
 from graft.errors import ConfigError, GraftError
 from graft.train import FitConfig, fit
-from graft.train.fitting import resolve_config
 from graft.train.presets import PRESETS, with_preset
+from graft.train.resolved import resolve_config
 
 
 def _metrics(run) -> dict:

@@ -8,7 +8,7 @@ built-in kind without ``graft.bundle`` importing those packages:
 =============  ==============================  =====================================
 kind           registered by                   written by
 =============  ==============================  =====================================
-classifier     graft.bundle                    graft fit, graft distill
+classifier     graft.bundle.loading            graft fit, graft distill
 probe          graft.features.probe_bundle     graft probe
 onnx           graft.export.runtime            graft export
 torchscript    graft.export.runtime            graft export --format torchscript
@@ -34,7 +34,7 @@ Loader = Callable[[Path, dict, str], Any]  # (folder, meta, device) -> graft.bun
 _LOADERS: dict[str, Loader] = {}
 
 PLUGINS = {
-    "classifier": "graft.bundle",
+    "classifier": "graft.bundle.loading",
     "probe": "graft.features.probe_bundle",
     "onnx": "graft.export.runtime",
     "torchscript": "graft.export.runtime",
