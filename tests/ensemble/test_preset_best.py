@@ -171,3 +171,16 @@ def test_auto_members_are_the_cheapest_offline_backbones(monkeypatch, caplog):
     named = lite0.replace(ensemble_models=["tf_efficientnet_lite0,test_vit", "test_vit"])
     assert choose_members(named) == ["test_vit"]
     assert choose_members(lite0.replace(ensemble_models=["auto"])) == ["efficientnet_lite2"]
+
+
+def test_fit_without_the_runner_says_what_to_import(tiny_folder_session, tmp_path):
+    from graft.train import presets
+
+    previous = presets.set_best_runner(None)
+    try:
+        with pytest.raises(ConfigError, match="import graft.ensembling.best"):
+            fit(tiny_folder_session, preset="best", ensemble_models=EXTRA, out=str(tmp_path / "x"),
+                **TINY)  # fmt: skip
+    finally:
+        presets.set_best_runner(previous)
+    assert not (tmp_path / "x").exists()
