@@ -84,6 +84,9 @@ _getattr, __dir__ = lazy_exports(__name__, _API, cache=True)
 # names whose runs end with report.html: graft.report installs its writer with graft.train (a lower
 # layer that never imports it) when imported, so the public API loads it first (ARCHITECTURE.md)
 _REPORTING = frozenset({"fit", "evaluate", "ImageClassifier", "distill_model"})
+# names that can run --preset best: graft.ensembling.best installs its ensemble runner with
+# graft.train the same way
+_PRESET_BEST = frozenset({"fit", "ImageClassifier"})
 
 
 def __getattr__(name: str):
@@ -93,4 +96,6 @@ def __getattr__(name: str):
         return importlib.import_module(f"{__name__}.{name}")
     if name in _REPORTING:
         importlib.import_module("graft.report")
+    if name in _PRESET_BEST:
+        importlib.import_module("graft.ensembling.best")
     return _getattr(name)

@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+import graft.ensembling.best  # noqa: F401 - installs the runner of fit --preset best's ensemble
 import graft.report  # noqa: F401 - installs the report.html writer that fit and evaluate end with
 from graft import __version__
 from graft.cli_checks import check_args, path_error_message, printable_message

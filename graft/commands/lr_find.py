@@ -29,7 +29,7 @@ class LRFindOptions:
 
 
 # fit options that do not apply to a range test: it never resumes, and writes a plot, not a report
-_NOT_FIT = ("data", "resume", "report")
+_NOT_FIT = ("data", "resume", "report", "ensemble_models")
 LRFindCommand = combine(
     "LRFindCommand",
     LRFindOptions,

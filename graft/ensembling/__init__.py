@@ -1,6 +1,8 @@
 """Ensembles of trained bundles as one bundle (``kind="ensemble"``): probability averaging with
 member weights chosen on a validation split; predict, evaluate, export and serve read it like any
-other bundle.
+other bundle. ``graft fit --preset best`` fits an ensemble of backbones
+(:mod:`graft.ensembling.best`, installed into ``graft.train`` when imported) and combines them with
+:func:`combine_members`.
 
 Example:
     >>> from graft.ensembling import ensemble
@@ -18,6 +20,8 @@ _API = {
     "choose_weights": "graft.ensembling.weights",
     "save_ensemble_bundle": "graft.ensembling.storage",
     "load_ensemble_bundle": "graft.ensembling.storage",
+    "combine_members": "graft.ensembling.combine",
+    "CombinedMembers": "graft.ensembling.combine",
 }
 __all__ = sorted(_API)
 

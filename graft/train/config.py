@@ -38,9 +38,17 @@ class FitConfig:
 
     preset: Literal["fast", "balanced", "best"] | None = option(
         None,
-        "fast (linear probe on frozen features), balanced (recipe auto), best (auto + weight "
-        "averaging + TTA at evaluation); explicit options win (docs/how-to/more-accuracy.md)",
+        "fast (linear probe on frozen features), balanced (recipe auto), best (auto + TTA at "
+        "evaluation + an ensemble of backbones, see --ensemble-models); explicit options win "
+        "(docs/how-to/more-accuracy.md)",
         default_text="none",
+    )
+    ensemble_models: list[str] | None = option(
+        None,
+        "--preset best: the backbones fit like --model (same data, split, seed, image size, "
+        "epochs) and ensembled with it, comma-separated; an empty value ('') fits --model alone",
+        default_text="auto: up to 2 backbones whose pretrained weights are on this machine, "
+        "cheapest first (graft.ensembling.best)",
     )
     # data
     data: str | None = option(

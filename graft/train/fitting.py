@@ -130,6 +130,11 @@ def fit(
         from graft.train.presets import fit_fast
 
         return fit_fast(cfg, begun)
+    if cfg.preset == "best" and cfg.ensemble_models != []:  # [] (a member): --model alone
+        from graft.train.presets import fit_best
+
+        hooks = {"callbacks": callbacks, "module_factory": module_factory, "on_trained": on_trained}
+        return fit_best(cfg, begun, **hooks)
     _tune_allocator()
     if cfg.dry_run:
         return _dry_run(cfg, begun)

@@ -5,10 +5,13 @@
   The features come from the last stage or the one before it, whichever has the better
   cross-validated accuracy (``layer="auto"``, :mod:`graft.features.probe_layers`).
 - ``balanced``: recipe ``auto`` (head, then everything with spread learning rates), today's default.
-- ``best``: ``auto`` + greedy soup of the last phase's epochs + WiSE-FT when the benchmark says it
-  helps (:data:`WISE_IN_BEST`) + test-time augmentation in the reported accuracies. An ensemble of
-  backbones (``graft ensemble``) is the next lever and is not part of the preset yet: fit each
-  backbone with ``--preset best`` and combine the bundles with ``graft ensemble``.
+- ``best``: ``auto`` + test-time augmentation in the reported accuracies + an ensemble of
+  backbones: ``--model`` and each of ``--ensemble-models`` (default: up to two other backbones whose
+  weights are on this machine, cheapest first) are fit the same way into ``OUT/members/NAME/`` and
+  combined into one ``ensemble`` bundle, ``OUT/bundle`` (:mod:`graft.ensembling.best`, which
+  installs itself here with :func:`set_best_runner`: ``graft.train`` sits below
+  :mod:`graft.ensembling` and never imports it). Weight averaging (:data:`AVERAGE_IN_BEST`) and
+  WiSE-FT (:data:`WISE_IN_BEST`) join each member's fit when the benchmark says they help.
 
 Options given explicitly (keyword arguments, flags, values of a ``--config`` file that differ from
 the defaults) win over the preset's. The measured cost of each preset is in
@@ -17,13 +20,14 @@ docs/benchmarks/quality.md.
 Example:
     >>> with_preset({"preset": "best", "average": "swa"}, explicit={"average"})["average"]
     'swa'
-    >>> with_preset({"preset": "best"}, explicit=set())["average"]
-    'greedy-soup'
+    >>> with_preset({"preset": "best"}, explicit=set())["tta"]
+    True
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +35,18 @@ from graft.errors import ConfigError, raise_unknown
 from graft.io import write_json
 
 WISE_IN_BEST = False  # docs/benchmarks/quality.md: WiSE-FT did not beat auto on average
+# --average of each member of best ("none", "swa", "top-k", "greedy-soup"); docs/benchmarks/quality.md:
+# greedy-soup averaging cost 2.3 points in the small measurement
+AVERAGE_IN_BEST = "none"
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {},  # the probe path: graft.train.fitting.fit_fast
     "balanced": {"recipe": "auto"},
-    "best": {"recipe": "auto", "average": "greedy-soup", "wise": WISE_IN_BEST, "tta": True},
+    "best": {"recipe": "auto", "average": AVERAGE_IN_BEST, "wise": WISE_IN_BEST, "tta": True},
 }
+# preset best's ensemble of backbones: (cfg, begun, **fit hooks) -> FitResult; installed by
+# graft.ensembling.best when imported (graft.fit and the command line import it)
+BestRunner = Callable[..., Any]
+_best_runner: BestRunner | None = None
 
 
 def with_preset(options: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
@@ -105,3 +116,32 @@ def fit_fast(cfg: Any, begun: float) -> Any:
     write_json(run / "metrics.json", {"metrics": metrics, "preset": "fast",
                                       "probe": result.metrics})  # fmt: skip
     return FitResult(run, result.bundle or run / "bundle", metrics, config=cfg)
+
+
+def set_best_runner(runner: BestRunner | None) -> BestRunner | None:
+    """Install ``preset="best"``'s ensemble runner (``None``: none); returns the one it replaces.
+
+    Example:
+        >>> import graft.ensembling.best  # installs graft.ensembling.best.fit_best  # doctest: +SKIP
+    """
+    global _best_runner
+    previous, _best_runner = _best_runner, runner
+    return previous
+
+
+def fit_best(cfg: Any, begun: float, **hooks: Any) -> Any:
+    """``preset="best"`` with an ensemble: the installed runner fits the members and combines them.
+
+    ``hooks``: :func:`graft.train.fitting.fit`'s ``callbacks``, ``module_factory``, ``on_trained``.
+
+    Example:
+        >>> fit("data/pets", preset="best", out="runs/best").bundle  # doctest: +SKIP
+        PosixPath('runs/best/bundle')
+    """
+    if _best_runner is None:
+        raise ConfigError(
+            "preset 'best' fits an ensemble of backbones, which needs graft.ensembling: call "
+            "graft.fit (or `graft fit`), or `import graft.ensembling.best` before "
+            "graft.train.fit; or pass ensemble_models=[] to fit --model alone."
+        )
+    return _best_runner(cfg, begun, **hooks)

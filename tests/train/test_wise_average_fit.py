@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from graft.cli import main
 from graft.errors import ConfigError, GraftError
 from graft.train import FitConfig, fit
-from graft.train.presets import PRESETS, with_preset
+from graft.train.presets import AVERAGE_IN_BEST, PRESETS, WISE_IN_BEST, with_preset
 from graft.train.resolved import resolve_config
 
 
@@ -72,7 +72,8 @@ def test_wise_and_ranking_averages_need_validation(tiny_folder, tmp_path, tiny_o
 
 def test_preset_fills_options_and_explicit_ones_win(tmp_path):
     cfg = resolve_config("d", None, {"preset": "best"})
-    assert (cfg.average, cfg.tta, cfg.wise) == ("greedy-soup", True, PRESETS["best"]["wise"])
+    assert (cfg.average, cfg.tta, cfg.wise) == (AVERAGE_IN_BEST, True, WISE_IN_BEST)
+    assert PRESETS["best"]["average"] == AVERAGE_IN_BEST
     cfg = resolve_config("d", None, {"preset": "best", "average": "swa", "tta": False})
     assert (cfg.average, cfg.tta) == ("swa", False)
     base = FitConfig(data="d", average="top-k")  # a --config file's own choice wins too

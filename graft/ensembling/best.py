@@ -1,0 +1,223 @@
+"""``graft fit --preset best``: ``--model`` and the ensemble members fit the same way, then combined.
+
+``graft.train`` sits below this layer and never imports it: importing this module installs
+:func:`fit_best` with :func:`graft.train.presets.set_best_runner`, and ``fit`` hands a
+``preset="best"`` run with members to it. ``graft.fit`` and the command line import it.
+
+Steps (the members come from :func:`graft.ensembling.members.choose_members`):
+
+1. ``--model`` is fit with the preset's options into ``OUT/members/<model>/``: a normal run folder
+   (bundle, metrics.json, config.yaml, report.html);
+2. each extra member is fit the same way into ``OUT/members/<name>/``, with the same data, split,
+   seed, epochs and batch size, and the image size, epochs and head epochs that ``--model``'s run
+   resolved (``--model-arg`` and a weights file apply to ``--model`` only);
+3. :func:`graft.ensembling.combine.combine_members` writes the ``ensemble`` bundle ``OUT/bundle``
+   and measures it (with TTA when ``--tta`` and flips are on);
+4. ``OUT/metrics.json``: the ensemble's accuracies, the weights, each member's metrics and
+   seconds, and the total seconds; ``OUT/config.yaml``: the options with the members chosen.
+
+Resuming: a member folder holding a finished fit (``bundle/`` and ``metrics.json``) is reused, not
+refit; one with a checkpoint continues from it. So running the same command again (or ``graft fit
+--resume --out OUT``) after a crash finishes the run.
+
+Example:
+    >>> r = graft.fit("data/pets", preset="best", out="runs/best")  # doctest: +SKIP
+    >>> r.bundle, r.metrics["test_acc"]  # doctest: +SKIP
+    (PosixPath('runs/best/bundle'), 0.95)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graft.errors import ConfigError
+from graft.io import check_out_folder, read_json, write_json
+from graft.log import get_logger
+from graft.train.presets import set_best_runner
+
+log = get_logger("graft.ensembling")
+
+MEMBERS = "members"  # OUT/members/<name>/: one run folder per member
+SHARED = ("image_size", "epochs", "head_epochs")  # taken from --model's resolved run
+SAME_RUN = ("data", "seed", "val_split", "in_chans")  # a reused member must agree on these
+
+
+@dataclass
+class MemberRun:
+    """One member's run: where it is, its metrics and resolved config, its wall seconds (``None``
+    when reused from an earlier run)."""
+
+    name: str
+    run_dir: Path
+    metrics: dict[str, float]
+    config: Any
+    seconds: float | None = None
+    plan_text: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bundle(self) -> Path:
+        return self.run_dir / "bundle"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "metrics": self.metrics, "seconds": self.seconds,
+                "reused": self.seconds is None}  # fmt: skip
+
+
+def fit_best(cfg: Any, begun: float, **hooks: Any) -> Any:
+    """``preset="best"``: fit ``--model`` and its ensemble members, combine them (module docstring).
+
+    ``hooks``: :func:`graft.train.fitting.fit`'s ``callbacks``, ``module_factory``, ``on_trained``,
+    passed to every member's fit.
+
+    Example:
+        >>> fit_best(FitConfig(data="data/pets", preset="best"), time.perf_counter())  # doctest: +SKIP
+    """
+    from graft.ensembling.members import choose_members
+    from graft.train.fitting import fit
+
+    extras = choose_members(cfg)
+    if not extras:
+        return fit(config=cfg.replace(ensemble_models=[]), **hooks)
+    if cfg.dry_run:
+        return _dry_run(cfg, extras, hooks)
+    run = check_out_folder(Path(cfg.out), cfg.data)
+    if (run / "bundle").exists():
+        raise ConfigError(
+            f"{run} already holds a finished run (bundle/); choose another --out folder."
+        )
+    from graft.train.run_lock import RunLock
+
+    with RunLock(run, "graft fit"):
+        return _fit_all(cfg, extras, run, begun, hooks)
+
+
+def _fit_all(cfg: Any, extras: list[str], run: Path, begun: float, hooks: dict) -> Any:
+    from graft.ensembling.combine import combine_members
+    from graft.train.fitting import FitResult
+
+    chosen = cfg.replace(ensemble_models=extras, resume=False, resume_force=False)
+    chosen.save(run / "config.yaml")
+    main = fit_member(cfg, cfg.model, run, {}, hooks)
+    shared = {k: getattr(main.config, k) for k in SHARED}
+    members = [main, *(fit_member(cfg, name, run, shared, hooks) for name in extras)]
+    combined = combine_members(
+        [m.bundle for m in members], cfg.data, run, cfg.seed, bool(cfg.tta and cfg.flip),
+        val_split=cfg.val_split, batch_size=cfg.batch_size, workers=cfg.workers or 0,
+        accelerator=cfg.accelerator,
+    )  # fmt: skip
+    metrics = {**combined.metrics, "fit_seconds": round(time.perf_counter() - begun, 2)}
+    write_json(run / "metrics.json", {
+        "metrics": metrics, "preset": "best", "ensemble": ensemble_record(combined, members),
+        "members": {m.name: m.to_dict() for m in members},
+    })  # fmt: skip
+    log.info("preset best finished: %s (report.html: each member's, under %s/%s/)",
+             ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), run, MEMBERS)  # fmt: skip
+    return FitResult(run, combined.bundle, metrics, config=chosen)
+
+
+def ensemble_record(combined: Any, members: list[MemberRun]) -> dict[str, Any]:
+    """What ``OUT/metrics.json`` says of the ensemble: members kept (by name), their weights, the
+    weighting (``val`` or ``equal``), members dropped at weight 0 and the selection details."""
+    names = {str(m.bundle): m.name for m in members}
+    result = combined.ensemble
+    return {
+        "weighting": combined.weighting,
+        "members": [names.get(p, p) for p in result.members],
+        "weights": result.weights,
+        "dropped": [names.get(p, p) for p in result.dropped],
+        "selection": result.selection,
+    }
+
+
+def fit_member(cfg: Any, name: str, run: Path, shared: dict[str, Any], hooks: dict) -> MemberRun:
+    """Fit member ``name`` into ``run/members/<name>/``, or reuse the finished fit found there.
+
+    Example:
+        >>> fit_member(cfg, "tv:mobilenet_v2", Path("runs/best"), {"image_size": 224}, {})  # doctest: +SKIP
+    """
+    from graft.ensembling.members import member_folder
+    from graft.train.config import FitConfig
+    from graft.train.fitting import fit
+
+    folder = run / MEMBERS / member_folder(name)
+    wanted = member_config(cfg, name, folder, shared)
+    if is_finished(folder):
+        saved = FitConfig.load(folder / "config.yaml")
+        _check_same_run(saved, wanted, folder)
+        log.info("member %s: %s holds a finished fit; reused, not refit", name, folder)
+        metrics = read_json(folder / "metrics.json").get("metrics", {})
+        return MemberRun(name, folder, metrics, saved)
+    resume = (folder / "checkpoints" / "last.ckpt").is_file()
+    if resume:
+        log.info("member %s: continuing the interrupted fit in %s", name, folder)
+    started = time.perf_counter()
+    result = fit(config=wanted.replace(resume=resume), **hooks)
+    seconds = round(time.perf_counter() - started, 2)
+    return MemberRun(name, folder, result.metrics, result.config, seconds)
+
+
+def member_config(cfg: Any, name: str, folder: Path, shared: dict[str, Any]) -> Any:
+    """``cfg`` for member ``name``: the same options, its own model and folder, no ensemble of its
+    own; ``shared`` (``--model``'s resolved image size and epochs) for the other members.
+
+    Example:
+        >>> member_config(cfg, "tv:mobilenet_v2", Path("runs/b/members/tv-mobilenet_v2"), {}).model  # doctest: +SKIP
+        'tv:mobilenet_v2'
+    """
+    changes: dict[str, Any] = {"model": name, "out": str(folder), "ensemble_models": [],
+                               "resume": False, "resume_force": False}  # fmt: skip
+    if name != cfg.model:
+        changes.update(model_args={}, **{k: v for k, v in shared.items() if v is not None})
+        if cfg.weights not in ("pretrained", "none"):  # a weights file belongs to --model
+            changes["weights"] = "pretrained"
+    return cfg.replace(**changes)
+
+
+def is_finished(folder: Path) -> bool:
+    """True when ``folder`` holds a finished fit (``metrics.json`` is written after the bundle)."""
+    return (folder / "bundle" / "model.json").is_file() and (folder / "metrics.json").is_file()
+
+
+def _check_same_run(saved: Any, wanted: Any, folder: Path) -> None:
+    differ = [k for k in (*SAME_RUN, "model") if getattr(saved, k) != getattr(wanted, k)]
+    if differ:
+        shown = ", ".join(f"{k}: {getattr(saved, k)!r} there, {getattr(wanted, k)!r} now"
+                          for k in differ)  # fmt: skip
+        raise ConfigError(
+            f"{folder} holds a member fit with other options ({shown}); an ensemble's members "
+            "must share the data and split. Remove that folder, or choose another --out folder."
+        )
+
+
+def _dry_run(cfg: Any, extras: list[str], hooks: dict) -> Any:
+    """The plan of every member and their estimates; nothing trained or written."""
+    from graft.ensembling.members import member_folder
+    from graft.train.fitting import FitResult, fit
+
+    run = Path(cfg.out)
+    lines = [f"preset best: an ensemble of {1 + len(extras)} backbones, {cfg.model} (--model) and "
+             f"{', '.join(extras)}, each fit into {run}/{MEMBERS}/<name>/, then combined into "
+             f"{run}/bundle"]  # fmt: skip
+    shared: dict[str, Any] = {}
+    total = 0.0
+    for i, name in enumerate([cfg.model, *extras], 1):
+        folder = run / MEMBERS / member_folder(name)
+        plan = fit(config=member_config(cfg, name, folder, shared).replace(dry_run=True), **hooks)
+        if i == 1:
+            shared = {k: getattr(plan.config, k) for k in SHARED}
+        seconds = float(plan.metrics.get("estimated_seconds", 0.0))
+        total += seconds
+        lines += [f"\nmember {i}/{1 + len(extras)}: {name}", plan.plan_text]
+    lines.append(f"\npreset best: about {total:.0f} s for the members, plus the combine step (each "
+                 "member over the validation and test images, twice with TTA)")  # fmt: skip
+    return FitResult(run, run / "bundle", {"estimated_seconds": round(total, 1)},
+                     config=cfg.replace(ensemble_models=extras), plan_text="\n".join(lines))  # fmt: skip
+
+
+set_best_runner(fit_best)
+
+__all__ = ["MEMBERS", "MemberRun", "fit_best", "fit_member", "member_config"]
