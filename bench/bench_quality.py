@@ -104,7 +104,9 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/bench_quality")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--workers", type=int, default=0, help="data loader processes per fit")
-    p.add_argument("--report-only", action="store_true", help="print the tables of WORK/quality.jsonl")
+    p.add_argument(
+        "--report-only", action="store_true", help="print the tables of WORK/quality.jsonl"
+    )
     args = p.parse_args()
     if args.report_only:
         lines = (Path(args.work) / "quality.jsonl").read_text().splitlines()

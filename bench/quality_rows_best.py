@@ -48,8 +48,9 @@ def preset_best(data: Path, seed: int, work: Path) -> dict:
         "val_acc": m.get("val_acc_tta", m.get("val_acc")),
         "seconds": round(sum(f["seconds"] for f in fits) + combine_seconds, 1),
         "combine_seconds": round(combine_seconds, 1),
-        "members": {f["model"]: {"test_acc": f["test_acc"], "seconds": round(f["seconds"], 1)}
-                    for f in fits},  # fmt: skip
+        "members": {
+            f["model"]: {"test_acc": f["test_acc"], "seconds": round(f["seconds"], 1)} for f in fits
+        },  # fmt: skip
         "weights": r.ensemble.weights,
         "tta": tta,
     }

@@ -55,6 +55,8 @@ def member_folder(data_dir: Path, seed: int, work_dir: Path, model: str, tag: st
     root = Path(work_dir).parents[1] if os.environ.get("GRAFT_QUALITY_PROTOCOL") else Path(work_dir)
     name = f"{model.replace(':', '_')}{tag}-seed{seed}"
     return root / "ensemble-members" / Path(data_dir).name / name
+
+
 HEAD_EPOCHS = 5  # head-only members: the backbone stays frozen, an epoch costs a few seconds
 
 
