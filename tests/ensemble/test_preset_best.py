@@ -100,7 +100,8 @@ def test_best_metrics_name_members_weights_and_seconds(best_run):
 
 
 def test_a_killed_run_continues_reusing_finished_members(best_run, tiny_folder_session, tmp_path,
-                                                         caplog):  # fmt: skip
+                                                         caplog, monkeypatch):  # fmt: skip
+    monkeypatch.setattr(combine, "ENSEMBLE_WEIGHTS", "val")  # the other weighting (default: equal)
     run = tmp_path / "again"
     shutil.copytree(best_run[0], run)
     for leftover in ("bundle", "metrics.json", f"members/{EXTRA[1]}"):  # killed while fitting it
@@ -116,7 +117,7 @@ def test_a_killed_run_continues_reusing_finished_members(best_run, tiny_folder_s
     record = _metrics(run)
     assert record["members"]["test_efficientnet"]["reused"]
     assert not record["members"][EXTRA[1]]["reused"]
-    # the default weighting: chosen on validation, as the bundle holds them
+    # weights chosen on validation, as the bundle holds them
     bundle = load_bundle(result.bundle)
     assert record["ensemble"]["weighting"] == "val"
     assert bundle.model.weights.tolist() == pytest.approx(record["ensemble"]["weights"])
