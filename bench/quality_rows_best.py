@@ -7,8 +7,9 @@ MobileNetV2 and Lite1) with recipe ``auto``, then combines them with
 row does exactly that from member fits the other rows already made on the same split and seed: the
 ``auto`` run of quality_rows_core.py is the Lite0 member and quality_rows_ensemble.py's cached
 ``auto`` fits are the others (same options as the preset would give them). Its time is the sum of
-the members' fit times plus the combine step, timed here. ``test_acc_equal`` is the same members
-with equal weights, ``test_acc_no_tta`` without the mirrored images.
+the members' fit times plus the combine step, timed here, with the preset's own weighting
+(:data:`graft.ensembling.combine.ENSEMBLE_WEIGHTS`); ``test_acc_no_tta`` is without the mirrored
+images.
 """
 
 from __future__ import annotations
@@ -35,16 +36,13 @@ def preset_best(data: Path, seed: int, work: Path) -> dict:
     fits = [fit_member(data, seed, work, m) for m in _members(p["model"])]
     bundles = [f["bundle"] for f in fits]
     started = time.perf_counter()
-    r = combine_members(bundles, str(data), work / "best", seed=seed, tta=p["flip"], weights="val")
+    r = combine_members(bundles, str(data), work / "best", seed=seed, tta=p["flip"])  # the preset's
     combine_seconds = time.perf_counter() - started
-    equal = combine_members(bundles, str(data), work / "equal", seed=seed, tta=p["flip"],
-                            weights="equal")  # fmt: skip
-    m, e = r.metrics, equal.metrics
+    m = r.metrics
     tta = "test_acc_tta" in m
     return {
         "test_acc": m["test_acc_tta"] if tta else m["test_acc"],
         "test_acc_no_tta": m["test_acc"],
-        "test_acc_equal": e["test_acc_tta"] if tta else e["test_acc"],
         "val_acc": m.get("val_acc_tta", m.get("val_acc")),
         "seconds": round(sum(f["seconds"] for f in fits) + combine_seconds, 1),
         "combine_seconds": round(combine_seconds, 1),
@@ -52,6 +50,7 @@ def preset_best(data: Path, seed: int, work: Path) -> dict:
             f["model"]: {"test_acc": f["test_acc"], "seconds": round(f["seconds"], 1)} for f in fits
         },  # fmt: skip
         "weights": r.ensemble.weights,
+        "weighting": r.weighting,
         "tta": tta,
     }
 
