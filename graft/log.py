@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import sys
 
 _FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -17,6 +18,23 @@ def get_logger(name: str = "graft") -> logging.Logger:
     return logging.getLogger(name if name.startswith("graft") else f"graft.{name}")
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    ``logging.StreamHandler()`` keeps the ``sys.stderr`` of the moment it was made: once a notebook,
+    a test runner or a server swaps or closes that stream, records from any thread fail with
+    "I/O operation on closed file". (Python's own last-resort handler works this way too.)
+    """
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the current one wins
+        pass
+
+
 def configure(verbose: int = 0, quiet: bool = False) -> None:
     """Send graft's log records to stderr: warnings by default, info with -v, debug with -vv."""
     level = (
@@ -24,7 +42,7 @@ def configure(verbose: int = 0, quiet: bool = False) -> None:
     )
     root = logging.getLogger("graft")
     if not root.handlers:
-        handler = logging.StreamHandler()
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter(_FORMAT))
         root.addHandler(handler)
     root.setLevel(level)
