@@ -39,8 +39,8 @@ log = get_logger("graft.ensembling")
 
 # how preset best weighs its members: "val" (chosen on the validation split) or "equal". Equal:
 # in the 3-seed quality benchmark (docs/benchmarks/quality.md) weights chosen on 200 validation
-# images beat equal weights on the test images in 2 of 10 ensembles (by 0.1-0.2 points), tied in
-# 3 and lost in 5 (by 0.1-1.1 points).
+# images beat equal weights on the test images in 2 of 12 ensembles (by 0.1-0.2 points), tied in
+# 3 and lost in 7 (by 0.1-1.1 points).
 ENSEMBLE_WEIGHTS = "equal"
 WEIGHTINGS = ("val", "equal")
 
