@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,6 @@ class MemberRun:
     metrics: dict[str, float]
     config: Any
     seconds: float | None = None
-    plan_text: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bundle(self) -> Path:

@@ -128,23 +128,23 @@ def probe(
     parse_bytes(max_memory)  # a bad size fails now, not after the extraction
     hardware = {"accelerator": accelerator, "devices": devices}
     weights = resolve_weights(weights, pretrained)
+    settings = {
+        "clf": clf, "pca": pca, "cv": cv, "pool": pool, "image_size": image_size,
+        "val_split": val_split, "seed": seed, "weights": weights, "batch_size": batch_size,
+        "workers": workers, "hardware": hardware, "max_memory": max_memory, "progress": progress,
+    }  # fmt: skip
     if layer == AUTO:
-        return _probe_auto_layer(
-            data, clf, model, pca, cv, pool, image_size, val_split, seed, out, features_out,
-            weights, batch_size, workers, hardware, max_memory, progress,
-        )  # fmt: skip
-    backbone, result = _probe_once(
-        data, clf, model, pca, cv, layer, pool, image_size, val_split, seed, features_out,
-        weights, batch_size, workers, hardware, max_memory, progress,
-    )  # fmt: skip
+        backbone, result = _probe_auto_layer(data, model, features_out, settings)
+    else:
+        backbone, result = _probe_once(data, model, layer, features_out, **settings)
     if out is not None:
         result.bundle = _save(out, backbone, result.features, result)
     return result
 
 
 def _probe_once(
-    data, clf, model, pca, cv, layer, pool, image_size, val_split, seed, features_out,
-    weights, batch_size, workers, hardware, max_memory, progress,
+    data, model, layer, features_out, *, clf, pca, cv, pool, image_size, val_split, seed, weights,
+    batch_size, workers, hardware, max_memory, progress,
 ) -> tuple[nn.Module | None, ProbeResult]:  # fmt: skip
     """Features (extracted or read) and a fitted probe, not saved: (backbone or None, result)."""
     start = time.perf_counter()
@@ -173,11 +173,10 @@ def _probe_once(
 
 
 def _probe_auto_layer(
-    data, clf, model, pca, cv, pool, image_size, val_split, seed, out, features_out,
-    weights, batch_size, workers, hardware, max_memory, progress,
-) -> ProbeResult:  # fmt: skip
+    data, model, features_out, settings: dict[str, Any]
+) -> tuple[nn.Module, ProbeResult]:
     """``layer="auto"``: :mod:`graft.features.probe_layers` picks the stage by CV accuracy."""
-    if isinstance(data, Features) or (Path(data) / "manifest.json").exists():
+    if _is_stored(data):
         raise ConfigError(
             "layer='auto' extracts features from several stages, so it needs an image folder; "
             "got stored features. Pass the image folder, or a --layer the store was made with."
@@ -187,19 +186,24 @@ def _probe_auto_layer(
             "layer='auto' cannot write one feature store (it extracts several stages); drop "
             "features_out (--features-out) or pass a --layer."
         )
-    backbone = model if isinstance(model, nn.Module) else _backbone(str(model), weights, image_size)
-
-    def run(layer):
-        return _probe_once(
-            data, clf, backbone, pca, cv, layer, pool, image_size, val_split, seed, None,
-            weights, batch_size, workers, hardware, max_memory, progress,
-        )  # fmt: skip
-
-    backbone, result, choice = best_layer(candidate_layers(backbone), run)
+    backbone = (
+        model
+        if isinstance(model, nn.Module)
+        else _backbone(str(model), settings["weights"], settings["image_size"])
+    )
+    backbone, result, choice = best_layer(
+        candidate_layers(backbone),
+        lambda layer: _probe_once(data, backbone, layer, None, **settings),
+    )
     result.layer_choice = choice
-    if out is not None:
-        result.bundle = _save(out, backbone, result.features, result)
-    return result
+    return backbone, result
+
+
+def _is_stored(data) -> bool:
+    """True for features already extracted: a :class:`Features` or a feature store folder."""
+    return isinstance(data, Features) or (
+        isinstance(data, (str, os.PathLike)) and (Path(data) / "manifest.json").exists()
+    )
 
 
 def _features(
@@ -207,10 +211,8 @@ def _features(
     progress=True,
 ):  # fmt: skip
     """The backbone (or None when it is only needed for saving) and the features."""
-    if isinstance(data, Features):
-        return None, data
-    if isinstance(data, (str, os.PathLike)) and (Path(data) / "manifest.json").exists():
-        return None, Features.load(data)
+    if _is_stored(data):
+        return None, data if isinstance(data, Features) else Features.load(data)
     backbone = model if isinstance(model, nn.Module) else _backbone(str(model), weights, image_size)
     feats = extract(
         data,
