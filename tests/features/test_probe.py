@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_support import assert_probe_bundle_predicts_like
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
@@ -79,9 +80,6 @@ def backbone_spec():
 def test_reloaded_bundle_predicts_identically_on_raw_images(
     folder: Path, backbone_spec, tmp_path: Path, clf: str, pca, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from graft.bundle import load_bundle
-    from graft.data import build_transforms, load_image
-
     result = probe(
         folder, clf=clf, pca=pca, cv=2, model=backbone_spec, image_size=32, out=tmp_path / "b", **KW
     )
@@ -90,24 +88,8 @@ def test_reloaded_bundle_predicts_identically_on_raw_images(
         "model.safetensors",
         "probe.safetensors",
     ]
-    _forbid_pickle(monkeypatch)
-    bundle = load_bundle(tmp_path / "b")
+    bundle = assert_probe_bundle_predicts_like(tmp_path / "b", result, monkeypatch)
     assert bundle.kind == "probe" and bundle.classes == ["blue", "green", "red"]
-    transform = build_transforms(bundle.data_config, train=False)
-    files = result.features.files
-    batch = torch.stack([transform(load_image(f, "RGB")) for f in files])
-    from_bundle = bundle.logits(batch).argmax(1).numpy()
-    np.testing.assert_array_equal(from_bundle, result.probe.predict(result.features.flat()))
-
-
-def _forbid_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args, **kwargs):
-        raise AssertionError("pickle used while loading a probe bundle")
-
-    monkeypatch.setattr(pickle, "load", refuse)
-    monkeypatch.setattr(pickle, "loads", refuse)
-    monkeypatch.setattr(pickle, "Unpickler", refuse)
-    monkeypatch.setattr(torch, "load", refuse)
 
 
 @pytest.mark.parametrize("progress", [True, False])
@@ -263,9 +245,6 @@ def test_layer_auto_keeps_the_stage_with_the_better_cv_accuracy(
 ) -> None:
     from imagegen import make_image_folder
 
-    from graft.bundle import load_bundle
-    from graft.data import build_transforms, load_image
-
     root = make_image_folder(tmp_path / "imgs", per_class=8, size=24)
     singles = {
         layer: probe(
@@ -281,13 +260,7 @@ def test_layer_auto_keeps_the_stage_with_the_better_cv_accuracy(
     assert r.layer_choice["chosen"] == expected
     np.testing.assert_array_equal(r.features.flat(), singles[expected].features.flat())
     # the saved bundle reads the chosen stage: its predictions equal the probe's on the raw images
-    _forbid_pickle(monkeypatch)
-    bundle = load_bundle(tmp_path / "b")
-    transform = build_transforms(bundle.data_config, train=False)
-    batch = torch.stack([transform(load_image(f, "RGB")) for f in r.features.files])
-    np.testing.assert_array_equal(
-        bundle.logits(batch).argmax(1).numpy(), r.probe.predict(r.features.flat())
-    )
+    assert_probe_bundle_predicts_like(tmp_path / "b", r, monkeypatch)
 
 
 def test_layer_auto_needs_images(tmp_path: Path, folder: Path, backbone_spec) -> None:

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from bundle_support import assert_probe_bundle_predicts_like
 from sklearn.linear_model import RidgeClassifier
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.pipeline import Pipeline
@@ -167,21 +167,9 @@ def test_fit_kernel_probe_without_cv_takes_the_first_candidate() -> None:
     assert fit.cv_accuracy is None and fit.best_params == {"C": 10.0, "gamma": "scale"}
 
 
-def _forbid_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args, **kwargs):
-        raise AssertionError("pickle used while loading a probe bundle")
-
-    for name in ("load", "loads", "Unpickler"):
-        monkeypatch.setattr(pickle, name, refuse)
-    monkeypatch.setattr(torch, "load", refuse)
-
-
 def test_nystroem_bundle_reloads_without_pickle_and_predicts_identically(
     folder: Path, backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from graft.bundle import load_bundle
-    from graft.data import build_transforms, load_image
-
     result = probe(
         folder,
         clf="svm-rbf",
@@ -197,13 +185,7 @@ def test_nystroem_bundle_reloads_without_pickle_and_predicts_identically(
     described = meta["extra"]["probe"]
     assert described["solver"] == "nystroem" and described["head"]["kind"] == "nystroem"
     assert described["solver_info"]["max_memory_bytes"] == 64 << 10
-    _forbid_pickle(monkeypatch)
-    bundle = load_bundle(tmp_path / "b")
-    transform = build_transforms(bundle.data_config, train=False)
-    batch = torch.stack([transform(load_image(f, "RGB")) for f in result.features.files])
-    np.testing.assert_array_equal(
-        bundle.logits(batch).argmax(1).numpy(), result.probe.predict(result.features.flat())
-    )
+    assert_probe_bundle_predicts_like(tmp_path / "b", result, monkeypatch)
 
 
 def test_cli_json_reports_solver_and_stage_seconds(folder: Path, tmp_path: Path, capsys) -> None:
