@@ -87,15 +87,10 @@ def _train_once(data: Path, seed: int, work: Path) -> dict[str, dict]:
 
 def _register_member(data: Path, seed: int, work: Path, result, seconds: float) -> None:
     """The ``auto`` run is also the Lite0 member of the ensemble rows: no second identical fit."""
-    import json
+    from quality_rows_ensemble import member_folder, save_member
 
-    from quality_rows_ensemble import member_folder
-
-    folder = member_folder(data, seed, work, protocol()["model"])
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {"model": protocol()["model"], "recipe": "auto", "bundle": str(result.bundle),
-              "seconds": seconds, "test_acc": result.metrics.get("test_acc")}  # fmt: skip
-    (folder / "member.json").write_text(json.dumps(record))
+    model = protocol()["model"]
+    save_member(member_folder(data, seed, work, model), model, "auto", result, seconds)
 
 
 def _shared_row(name: str):

@@ -79,9 +79,15 @@ def fit_member(data_dir: Path, seed: int, work_dir: Path, model: str, recipe: st
         kwargs["epochs"] = HEAD_EPOCHS
     r = fit(str(data_dir), model=model, seed=seed, out=str(folder / "run"), report=False,
             progress=False, **kwargs)  # fmt: skip
-    out = {"model": model, "recipe": recipe, "bundle": str(r.bundle), "seconds": time.perf_counter() - started,
-           "test_acc": r.metrics.get("test_acc")}  # fmt: skip
-    record.write_text(json.dumps(out))
+    return save_member(folder, model, recipe, r, time.perf_counter() - started)
+
+
+def save_member(folder: Path, model: str, recipe: str, result, seconds: float) -> dict:
+    """Record a finished fit (a ``graft.fit`` result) as the cached member in ``folder``."""
+    out = {"model": model, "recipe": recipe, "bundle": str(result.bundle), "seconds": seconds,
+           "test_acc": result.metrics.get("test_acc")}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "member.json").write_text(json.dumps(out))
     return out
 
 
