@@ -44,7 +44,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--train", type=int, default=320, help="training images per set")
     p.add_argument("--test", type=int, default=400, help="test images per set")
-    p.add_argument("--epochs", type=int, default=2, help="total epochs (recipe auto)")
+    p.add_argument(
+        "--epochs", type=int, default=2, help="total epochs (recipe auto); 0: auto's own"
+    )
+    p.add_argument("--seed", type=int, default=0, help="size: the seed of every fit")
     p.add_argument("--sizes", default="auto,224,96")
     p.add_argument("--sets", default="animals,digits,photos")
     p.add_argument("--runs", type=int, default=3, help="eta: repetitions")
@@ -112,12 +115,13 @@ def fit_once(data: Path, size: str, args: argparse.Namespace, out: Path, **extra
 
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    r = fit(str(data), model=args.model, recipe="auto", epochs=args.epochs, seed=0,
+    r = fit(str(data), model=args.model, recipe="auto", epochs=args.epochs or None, seed=args.seed,
             image_size=None if size == "auto" else int(size), out=str(out), report=False,
             progress=False, **extra)  # fmt: skip
     seconds = time.perf_counter() - started
     return {"test_acc": r.metrics.get("test_acc"), "seconds": round(seconds, 1),
-            "image_size": r.config.image_size, "epochs": r.metrics.get("epochs")}  # fmt: skip
+            "image_size": r.config.image_size, "epochs": r.metrics.get("epochs"),
+        "seed": args.seed}  # fmt: skip
 
 
 def bench_size(args: argparse.Namespace, work: Path) -> list[dict]:
@@ -133,7 +137,7 @@ def bench_size(args: argparse.Namespace, work: Path) -> list[dict]:
             row = {
                 "set": name,
                 "size": size,
-                **fit_once(data, size, args, work / f"run-{name}-{size}"),
+                **fit_once(data, size, args, work / f"run-{name}-{size}-{args.seed}"),
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
