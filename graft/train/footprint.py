@@ -10,8 +10,7 @@ fine-tuning directly. Peak memory is the accelerator's
 
 Example:
     >>> import timm
-    >>> from graft.distributed import is_rank_zero
-from graft.train.groups import ModelGroups
+    >>> from graft.train.groups import ModelGroups
     >>> from graft.train.recipes import build_plan
     >>> m = timm.create_model("test_efficientnet", num_classes=3)
     >>> g = ModelGroups.of(m)
