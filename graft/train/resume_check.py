@@ -181,6 +181,7 @@ def resume_path(cfg: Any, run: Path) -> str | None:
     """The checkpoint ``trainer.fit`` resumes from (``run/checkpoints/last.ckpt``), or ``None``.
 
     Example:
+        >>> from graft.train.config import FitConfig
         >>> resume_path(FitConfig(data="d", resume=True), Path("runs/x"))
         'runs/x/checkpoints/last.ckpt'
     """
