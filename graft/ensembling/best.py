@@ -140,6 +140,7 @@ def fit_member(cfg: Any, name: str, run: Path, shared: dict[str, Any], hooks: di
     from graft.ensembling.members import member_folder
     from graft.train.config import FitConfig
     from graft.train.fitting import fit
+    from graft.train.run_guard import last_checkpoint
 
     folder = run / MEMBERS / member_folder(name)
     wanted = member_config(cfg, name, folder, shared)
@@ -149,7 +150,7 @@ def fit_member(cfg: Any, name: str, run: Path, shared: dict[str, Any], hooks: di
         log.info("member %s: %s holds a finished fit; reused, not refit", name, folder)
         metrics = read_json(folder / "metrics.json").get("metrics", {})
         return MemberRun(name, folder, metrics, saved)
-    resume = (folder / "checkpoints" / "last.ckpt").is_file()
+    resume = last_checkpoint(folder).is_file()
     if resume:
         log.info("member %s: continuing the interrupted fit in %s", name, folder)
     started = time.perf_counter()

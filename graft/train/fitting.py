@@ -61,7 +61,7 @@ from graft.train.resume_check import (
     check_resume_identity,
     run_identity,
 )
-from graft.train.run_guard import claim_run, prepare_run_dir
+from graft.train.run_guard import claim_run, last_checkpoint, prepare_run_dir
 from graft.train.snapshots import SNAPSHOTS_DIR, WeightSnapshots
 from graft.train.trainer import (
     final_metrics,
@@ -150,7 +150,7 @@ def _fit(
     begun: float,
 ) -> FitResult:
     run = prepare_run_dir(cfg)
-    saved = check_resume_checkpoint(run / "checkpoints" / "last.ckpt", run) if cfg.resume else {}
+    saved = check_resume_checkpoint(last_checkpoint(run), run) if cfg.resume else {}
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = prepare_fit(cfg, run)
     identity = run_identity(

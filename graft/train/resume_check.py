@@ -32,6 +32,7 @@ import torch
 
 from graft.errors import ConfigError, UnsafeFileError
 from graft.log import get_logger
+from graft.train.run_guard import last_checkpoint
 
 log = get_logger("graft.train")
 
@@ -185,4 +186,4 @@ def resume_path(cfg: Any, run: Path) -> str | None:
         >>> resume_path(FitConfig(data="d", resume=True), Path("runs/x"))
         'runs/x/checkpoints/last.ckpt'
     """
-    return str(run / "checkpoints" / "last.ckpt") if cfg.resume else None
+    return str(last_checkpoint(run)) if cfg.resume else None

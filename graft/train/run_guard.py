@@ -59,8 +59,18 @@ def _first_missing(path: Path) -> Path | None:
     return path
 
 
+def last_checkpoint(run: Path) -> Path:
+    """The checkpoint of ``run``'s last finished epoch, which ``--resume`` continues from.
+
+    Example:
+        >>> last_checkpoint(Path("runs/x")).as_posix()
+        'runs/x/checkpoints/last.ckpt'
+    """
+    return run / "checkpoints" / "last.ckpt"
+
+
 def _after_failure(run: Path, created: Path | None, error: BaseException, command: str) -> None:
-    resumable = (run / "checkpoints" / "last.ckpt").is_file()
+    resumable = last_checkpoint(run).is_file()
     if created is not None and not resumable:
         shutil.rmtree(created, ignore_errors=True)
         log.info("removed %s: the run failed before its first checkpoint", created)
@@ -82,7 +92,7 @@ def prepare_run_dir(cfg: FitConfig) -> Path:
         >>> run = prepare_run_dir(FitConfig(data="data/pets", out="runs/pets"))  # doctest: +SKIP
     """
     run = Path(cfg.out)
-    last = run / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run)
     if cfg.resume and not last.is_file():
         raise ConfigError(f"--resume: {last} does not exist; nothing to resume in {run}.")
     if not cfg.resume and (last.is_file() or (run / "bundle").exists()):

@@ -27,6 +27,7 @@ from graft.train.guards import FiniteLossGuard
 from graft.train.loggers import PhaseLogger, make_loggers
 from graft.train.recipes import Plan
 from graft.train.resume_check import resume_path
+from graft.train.run_guard import last_checkpoint
 from graft.train.unfreeze import ProgressiveUnfreezing
 
 if TYPE_CHECKING:
@@ -239,10 +240,9 @@ def out_of_memory_message(cfg: FitConfig, run: Path, err: BaseException) -> str:
         precision,
         smaller and f"a smaller {smaller}",
     ]
-    last = run / "checkpoints" / "last.ckpt"
     resume = (
         f"; finished epochs are kept: add --resume --out {run} to continue"
-        if last.is_file()
+        if last_checkpoint(run).is_file()
         else f"; no epoch had finished, so start again (the --out folder {run} can be reused)"
     )
     return (
