@@ -25,6 +25,7 @@ from graft.features.extraction import DEFAULT_MODEL, extract, weights_hash
 from graft.features.kernels import parse_bytes
 from graft.features.probe_layers import AUTO, best_layer, candidate_layers
 from graft.features.probing import Probe
+from graft.features.store import MANIFEST
 from graft.log import get_logger
 
 log = get_logger("graft.features")
@@ -202,7 +203,7 @@ def _probe_auto_layer(
 def _is_stored(data) -> bool:
     """True for features already extracted: a :class:`Features` or a feature store folder."""
     return isinstance(data, Features) or (
-        isinstance(data, (str, os.PathLike)) and (Path(data) / "manifest.json").exists()
+        isinstance(data, (str, os.PathLike)) and (Path(data) / MANIFEST).exists()
     )
 
 
