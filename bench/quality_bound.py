@@ -24,7 +24,8 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from graft.ensembling.weights import accuracy
 
 MEMBERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "tv_mobilenet_v2")
 
@@ -40,19 +41,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def test_probs(bundle: str, files: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Softmax probabilities of ``bundle`` on ``files`` (its own evaluation transform)."""
-    from PIL import Image
-
+    """Class probabilities of ``bundle`` on ``files`` (graft's inference path) and its classes."""
     from graft.bundle import load_bundle
-    from graft.data.transforms import build_transforms
+    from graft.inference.runner import run_inference
 
     loaded = load_bundle(bundle)
-    transform = build_transforms(loaded.data_config, train=False)
-    out = []
-    for i in range(0, len(files), 100):
-        batch = torch.stack([transform(Image.open(f).convert("RGB")) for f in files[i : i + 100]])
-        out.append(torch.softmax(loaded.logits(batch), 1))
-    return torch.cat(out).numpy(), loaded.classes
+    found = run_inference(loaded, files, batch_size=100)
+    if len(found.index) != len(files):
+        raise SystemExit(f"{bundle}: {len(files) - len(found.index)} test images could not be read")
+    return found.probs, list(loaded.classes)
 
 
 def best_weights(probs: np.ndarray, labels: np.ndarray, steps: int) -> tuple[float, list[float]]:
@@ -61,7 +58,7 @@ def best_weights(probs: np.ndarray, labels: np.ndarray, steps: int) -> tuple[flo
     for w in itertools.product(range(steps + 1), repeat=len(probs)):
         if sum(w) != steps:
             continue
-        acc = float((np.tensordot(np.array(w) / steps, probs, 1).argmax(1) == labels).mean())
+        acc = accuracy(np.tensordot(np.array(w) / steps, probs, 1), labels)
         if acc > best[0]:
             best = (acc, [x / steps for x in w])
     return best
@@ -85,8 +82,8 @@ def bound_row(work: Path, dataset: str, seed: int, split: str, steps: int) -> di
     return {
         "dataset": dataset, "seed": seed, "n_test": len(files),
         **{m: round(float(r.mean()), 4) for m, r in zip(MEMBERS, right, strict=True)},
-        "equal_4": round(float((stacked.mean(0).argmax(1) == labels).mean()), 4),
-        "equal_best_3": round(float((stacked[[0, 1, 3]].mean(0).argmax(1) == labels).mean()), 4),
+        "equal_4": round(accuracy(stacked.mean(0), labels), 4),
+        "equal_best_3": round(accuracy(stacked[[0, 1, 3]].mean(0), labels), 4),
         "test_optimal": round(optimal, 4), "test_optimal_weights": weights,
         "oracle": round(float(right.any(0).mean()), 4), "all_wrong": int((~right).all(0).sum()),
     }  # fmt: skip
