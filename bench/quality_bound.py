@@ -24,10 +24,11 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+from quality_rows_ensemble import member_folder
 
 from graft.ensembling.weights import accuracy
 
-MEMBERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "tv_mobilenet_v2")
+MEMBERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "tv:mobilenet_v2")
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,9 +71,8 @@ def bound_row(work: Path, dataset: str, seed: int, split: str, steps: int) -> di
     files = sorted(str(f) for f in test.glob("*/*"))
     probs, classes = [], None
     for member in MEMBERS:
-        record = json.loads(
-            (work / "ensemble-members" / name / f"{member}-seed{seed}" / "member.json").read_text()
-        )
+        folder = member_folder(work / "splits" / name, seed, work, member)
+        record = json.loads((folder / "member.json").read_text())
         p, classes = test_probs(record["bundle"], files)
         probs.append(p)
     labels = np.array([classes.index(Path(f).parent.name) for f in files])
