@@ -206,7 +206,7 @@ def _dry_run(cfg: FitConfig, begun: float) -> FitResult:
 
     resolved, text, seconds = dry_run(cfg, begun)
     run = Path(cfg.out)
-    return FitResult(run, run / "bundle", {"estimated_seconds": round(seconds, 1)},
+    return FitResult(run, run / "bundle", {"estimated_seconds": round(seconds, 3)},
                      config=resolved, plan_text=text)  # fmt: skip
 
 
