@@ -9,8 +9,10 @@ Steps (the members come from :func:`graft.ensembling.members.choose_members`):
 1. ``--model`` is fit with the preset's options into ``OUT/members/<model>/``: a normal run folder
    (bundle, metrics.json, config.yaml, report.html);
 2. each extra member is fit the same way into ``OUT/members/<name>/``, with the same data, split,
-   seed, epochs and batch size, and the image size, epochs and head epochs that ``--model``'s run
-   resolved (``--model-arg`` and a weights file apply to ``--model`` only);
+   seed and batch size: ``long`` (the default) is ``--model`` again, into ``OUT/members/<model>-long/``,
+   with the same head phase and image size and :data:`~graft.ensembling.members.LONG_FACTOR` times
+   the epochs after it; another backbone gets the image size, epochs and head epochs that
+   ``--model``'s run resolved (``--model-arg`` and a weights file apply to ``--model`` only);
 3. :func:`graft.ensembling.combine.combine_members` writes the ``ensemble`` bundle ``OUT/bundle``
    and measures it (with TTA when ``--tta`` and flips are on);
 4. ``OUT/metrics.json``: the ensemble's accuracies, the weights, each member's metrics and
@@ -28,11 +30,13 @@ Example:
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graft.ensembling.members import LONG
 from graft.errors import ConfigError
 from graft.io import check_out_folder, read_json, write_json
 from graft.log import get_logger
@@ -101,7 +105,10 @@ def _fit_all(cfg: Any, extras: list[str], run: Path, begun: float, hooks: dict) 
     chosen.save(run / "config.yaml")
     main = fit_member(cfg, cfg.model, run, {}, hooks)
     shared = {k: getattr(main.config, k) for k in SHARED}
-    members = [main, *(fit_member(cfg, name, run, shared, hooks) for name in extras)]
+    wanted = [n for n in extras if n != LONG or _long_differs(shared)]
+    members = [main, *(fit_member(cfg, name, run, shared, hooks) for name in wanted)]
+    if len(members) == 1:
+        return _alone(main, run, begun)
     combined = combine_members(
         [m.bundle for m in members], cfg.data, run, cfg.seed, bool(cfg.tta and cfg.flip),
         val_split=cfg.val_split, batch_size=cfg.batch_size, workers=cfg.workers or 0,
@@ -115,6 +122,27 @@ def _fit_all(cfg: Any, extras: list[str], run: Path, begun: float, hooks: dict) 
     log.info("preset best finished: %s (report.html: each member's, under %s/%s/)",
              ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), run, MEMBERS)  # fmt: skip
     return FitResult(run, combined.bundle, metrics, config=chosen)
+
+
+def _long_differs(shared: dict[str, Any]) -> bool:
+    """False (and logged) when the first fit has no epochs after its head phase to lengthen."""
+    head, total = shared.get("head_epochs") or 0, shared["epochs"]
+    if total > head:
+        return True
+    log.info("preset best: no '%s' member: the first fit has no epochs after its head phase "
+             "(epochs %d, head epochs %d), so a longer one would be the same fit", LONG, total, head)  # fmt: skip
+    return False
+
+
+def _alone(main: MemberRun, run: Path, begun: float) -> Any:
+    """The first fit is the only member: its bundle copied to ``run/bundle``, its metrics."""
+    from graft.train.fitting import FitResult
+
+    shutil.copytree(main.bundle, run / "bundle", dirs_exist_ok=True)  # a rerun overwrites it
+    metrics = {**main.metrics, "fit_seconds": round(time.perf_counter() - begun, 2)}
+    write_json(run / "metrics.json", {"metrics": metrics, "preset": "best",
+                                      "members": {main.name: main.to_dict()}})  # fmt: skip
+    return FitResult(run, run / "bundle", metrics, config=main.config)
 
 
 def ensemble_record(combined: Any, members: list[MemberRun]) -> dict[str, Any]:
@@ -132,7 +160,8 @@ def ensemble_record(combined: Any, members: list[MemberRun]) -> dict[str, Any]:
 
 
 def fit_member(cfg: Any, name: str, run: Path, shared: dict[str, Any], hooks: dict) -> MemberRun:
-    """Fit member ``name`` into ``run/members/<name>/``, or reuse the finished fit found there.
+    """Fit member ``name`` (a backbone, or :data:`~graft.ensembling.members.LONG`) into
+    ``run/members/<label>/``, or reuse the finished fit found there.
 
     Example:
         >>> fit_member(cfg, "tv:mobilenet_v2", Path("runs/best"), {"image_size": 224}, {})  # doctest: +SKIP
@@ -142,35 +171,59 @@ def fit_member(cfg: Any, name: str, run: Path, shared: dict[str, Any], hooks: di
     from graft.train.fitting import fit
     from graft.train.run_guard import last_checkpoint
 
-    folder = run / MEMBERS / member_folder(name)
+    label = member_label(cfg, name)
+    folder = run / MEMBERS / member_folder(label)
     wanted = member_config(cfg, name, folder, shared)
     if is_finished(folder):
         saved = FitConfig.load(folder / "config.yaml")
         _check_same_run(saved, wanted, folder)
-        log.info("member %s: %s holds a finished fit; reused, not refit", name, folder)
+        log.info("member %s: %s holds a finished fit; reused, not refit", label, folder)
         metrics = read_json(folder / "metrics.json").get("metrics", {})
-        return MemberRun(name, folder, metrics, saved)
+        return MemberRun(label, folder, metrics, saved)
     resume = last_checkpoint(folder).is_file()
     if resume:
-        log.info("member %s: continuing the interrupted fit in %s", name, folder)
+        log.info("member %s: continuing the interrupted fit in %s", label, folder)
     started = time.perf_counter()
     result = fit(config=wanted.replace(resume=resume), **hooks)
     seconds = round(time.perf_counter() - started, 2)
-    return MemberRun(name, folder, result.metrics, result.config, seconds)
+    return MemberRun(label, folder, result.metrics, result.config, seconds)
+
+
+def member_label(cfg: Any, name: str) -> str:
+    """The member's name in ``metrics.json`` and its folder: ``name``, or ``MODEL-long``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> member_label(SimpleNamespace(model="efficientnet_lite0"), "long")
+        'efficientnet_lite0-long'
+    """
+    return f"{cfg.model}-{LONG}" if name == LONG else name
 
 
 def member_config(cfg: Any, name: str, folder: Path, shared: dict[str, Any]) -> Any:
-    """``cfg`` for member ``name``: the same options, its own model and folder, no ensemble of its
-    own; ``shared`` (``--model``'s resolved image size and epochs) for the other members.
+    """``cfg`` for member ``name``: the same options, its own folder, no ensemble of its own.
+
+    Another backbone gets its own model and ``shared`` (``--model``'s resolved image size and
+    epochs); :data:`~graft.ensembling.members.LONG` is ``--model`` at that image size with the same
+    head phase and :data:`~graft.ensembling.members.LONG_FACTOR` times the epochs after it.
 
     Example:
         >>> member_config(cfg, "tv:mobilenet_v2", Path("runs/b/members/tv-mobilenet_v2"), {}).model  # doctest: +SKIP
         'tv:mobilenet_v2'
     """
-    changes: dict[str, Any] = {"model": name, "out": str(folder), "ensemble_models": [],
+    from graft.ensembling.members import long_epochs
+
+    changes: dict[str, Any] = {"model": cfg.model, "out": str(folder), "ensemble_models": [],
                                "resume": False, "resume_force": False}  # fmt: skip
-    if name != cfg.model:
-        changes.update(model_args={}, **{k: v for k, v in shared.items() if v is not None})
+    if name == LONG:
+        head = shared.get("head_epochs") or 0
+        changes.update(image_size=shared.get("image_size"),
+                       epochs=long_epochs(shared["epochs"], head),
+                       head_epochs=shared.get("head_epochs"))  # fmt: skip
+    elif name != cfg.model:
+        changes.update(
+            model=name, model_args={}, **{k: v for k, v in shared.items() if v is not None}
+        )
         if cfg.weights not in ("pretrained", "none"):  # a weights file belongs to --model
             changes["weights"] = "pretrained"
     return cfg.replace(**changes)
@@ -198,25 +251,28 @@ def _dry_run(cfg: Any, extras: list[str], hooks: dict) -> Any:
     from graft.train.fitting import FitResult, fit
 
     run = Path(cfg.out)
-    lines = [f"preset best: an ensemble of {1 + len(extras)} backbones, {cfg.model} (--model) and "
-             f"{', '.join(extras)}, each fit into {run}/{MEMBERS}/<name>/, then combined into "
-             f"{run}/bundle"]  # fmt: skip
+    lines = [f"preset best: an ensemble of {cfg.model} (--model) and "
+             f"{', '.join(member_label(cfg, n) for n in extras)}, each fit into "
+             f"{run}/{MEMBERS}/<name>/, then combined into {run}/bundle"]  # fmt: skip
     shared: dict[str, Any] = {}
     total = 0.0
-    for i, name in enumerate([cfg.model, *extras], 1):
-        folder = run / MEMBERS / member_folder(name)
+    names = [cfg.model, *extras]
+    for i, name in enumerate(names, 1):
+        if name == LONG and not _long_differs(shared):
+            continue
+        folder = run / MEMBERS / member_folder(member_label(cfg, name))
         plan = fit(config=member_config(cfg, name, folder, shared).replace(dry_run=True), **hooks)
         if i == 1:
             shared = {k: getattr(plan.config, k) for k in SHARED}
         seconds = float(plan.metrics.get("estimated_seconds", 0.0))
         total += seconds
-        lines += [f"\nmember {i}/{1 + len(extras)}: {name}", plan.plan_text]
+        lines += [f"\nmember {i}/{len(names)}: {member_label(cfg, name)}", plan.plan_text]
     lines.append(f"\npreset best: about {total:.0f} s for the members, plus the combine step (each "
                  "member over the validation and test images, twice with TTA)")  # fmt: skip
-    return FitResult(run, run / "bundle", {"estimated_seconds": round(total, 1)},
+    return FitResult(run, run / "bundle", {"estimated_seconds": round(total, 3)},
                      config=cfg.replace(ensemble_models=extras), plan_text="\n".join(lines))  # fmt: skip
 
 
 set_best_runner(fit_best)
 
-__all__ = ["MEMBERS", "MemberRun", "fit_best", "fit_member", "member_config"]
+__all__ = ["MEMBERS", "MemberRun", "fit_best", "fit_member", "member_config", "member_label"]

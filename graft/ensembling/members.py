@@ -1,19 +1,25 @@
-"""Which backbones ``--preset best`` ensembles with ``--model`` (``--ensemble-models``).
+"""Which members ``--preset best`` ensembles with ``--model`` (``--ensemble-models``).
 
-- ``auto`` (the default, ``None``): the backbones of :data:`AUTO_CANDIDATES` whose pretrained
-  weights are on this machine (:func:`graft.models.available_models`: shipped packages, torch hub
-  and Hugging Face caches), other than ``--model``, cheapest first, at most
-  :data:`MAX_EXTRA_MEMBERS`. With ``--weights none`` it chooses none: members trained from random
-  initialisation add their cost without the pretrained features that make an ensemble pay.
-- a list of names: those backbones, checked now (unknown names get suggestions); ``--model`` in it
-  is ignored, a repeated name counted once; ``[]``: no ensemble, ``--model`` alone.
+Items of the list:
 
-Each choice and its reason is logged.
+- ``long`` (:data:`LONG`): ``--model`` once more, with a full phase :data:`LONG_FACTOR` times as long
+  as the first fit's (same data, split, seed, image size and head phase). The default (``None``,
+  or the single word ``auto``) is ``["long"]``: on issue #20's benchmark (docs/benchmarks/quality.md)
+  the balanced fit and its long twin, averaged, gained more accuracy within 4x the time of
+  ``balanced`` than ensembles of other backbones at the balanced length.
+- a backbone name: that backbone fit like ``--model`` (its resolved image size and epochs), checked
+  now (unknown names get suggestions); ``--model`` itself and repeats count once; a backbone with
+  no pretrained weights on this machine is named in a warning.
+- ``[]``: no ensemble, ``--model`` alone.
+
+Each choice is logged.
 
 Example:
     >>> from graft.train.config import FitConfig
-    >>> choose_members(FitConfig(data="d", model="efficientnet_lite0"))  # doctest: +SKIP
-    ['tv:mobilenet_v2', 'efficientnet_lite1']
+    >>> choose_members(FitConfig(data="d", model="efficientnet_lite0"))
+    ['long']
+    >>> long_epochs(epochs=11, head_epochs=8)
+    17
 """
 
 from __future__ import annotations
@@ -25,21 +31,22 @@ from graft.log import get_logger
 
 log = get_logger("graft.ensembling")
 
-# backbones auto may choose, cheapest first (CPU seconds per image at their own input size;
-# efficientnet_lite2 costs several times lite0): models of other caches have an unknown cost and
-# join only when named in --ensemble-models
-AUTO_CANDIDATES = (
-    "tv:mobilenet_v2",
-    "efficientnet_lite0",
-    "efficientnet_lite1",
-    "efficientnet_lite2",
-)
-MAX_EXTRA_MEMBERS = 2  # members besides --model that auto adds
+LONG = "long"  # the member that is --model with a longer full phase
+# the long member's full phase, in multiples of the first fit's: 3 takes auto's ~200 full-phase
+# steps on small data to ~600; docs/benchmarks/quality.md measured it (animals: 0.965/0.977/0.975
+# -> 0.979/0.969/0.990 alone, averaged with the balanced fit 0.982/0.980/0.989)
+LONG_FACTOR = 3
+DEFAULT_MEMBERS = (LONG,)
+
+
+def long_epochs(epochs: int, head_epochs: int) -> int:
+    """Total epochs of the long member for a first fit of ``epochs`` with ``head_epochs`` of head."""
+    return head_epochs + LONG_FACTOR * (epochs - head_epochs)
 
 
 def requested_members(value: list[str] | None) -> list[str] | None:
     """``ensemble_models`` as a clean list (comma-separated items split, blanks dropped); ``None``
-    for auto (unset, or the single word ``auto``).
+    for the default (unset, or the single word ``auto``).
 
     Example:
         >>> requested_members(["a,b", " c"]), requested_members(["auto"]), requested_members([])
@@ -75,49 +82,38 @@ def offline_backbones() -> set[tuple[str, str]]:
 
 
 def choose_members(cfg: Any) -> list[str]:
-    """The extra members for ``cfg`` (a :class:`~graft.train.config.FitConfig`); see the module
-    docstring. Raises :class:`ConfigError` for an unknown name."""
+    """The members besides ``--model``'s first fit for ``cfg`` (a
+    :class:`~graft.train.config.FitConfig`): :data:`LONG` and backbone names (module docstring).
+    Raises :class:`ConfigError` for an unknown name."""
     requested = requested_members(cfg.ensemble_models)
     if requested is None:
-        return _auto(cfg)
+        requested = list(DEFAULT_MEMBERS)
     main = backbone_key(cfg.model)
     chosen: list[str] = []
     for name in requested:
+        if name == LONG:
+            chosen += [] if LONG in chosen else [LONG]
+            continue
         _check_name(name)
         if backbone_key(name) == main:
-            log.info("--ensemble-models: %s is --model itself; it is a member once", name)
-        elif backbone_key(name) not in {backbone_key(c) for c in chosen}:
+            log.info("--ensemble-models: %s is --model itself; it is a member once (name '%s' "
+                     "for --model with a longer full phase)", name, LONG)  # fmt: skip
+        elif backbone_key(name) not in {backbone_key(c) for c in chosen if c != LONG}:
             chosen.append(name)
-    if cfg.weights != "none":
-        here = offline_backbones()
-        for name in (n for n in chosen if backbone_key(n) not in here):
-            log.warning("ensemble member %s has no pretrained weights on this machine; its fit "
-                        "looks for them as --model would (download when online)", name)  # fmt: skip
-    log.info("preset best: ensemble of %s", ", ".join([cfg.model, *chosen]) if chosen
+    _warn_offline(cfg, [c for c in chosen if c != LONG])
+    shown = [f"{cfg.model} ({LONG_FACTOR}x full phase)" if c == LONG else c for c in chosen]
+    log.info("preset best: ensemble of %s", ", ".join([cfg.model, *shown]) if chosen
              else f"{cfg.model} alone (--ensemble-models is empty)")  # fmt: skip
     return chosen
 
 
-def _auto(cfg: Any) -> list[str]:
-    if cfg.weights == "none":
-        log.info("preset best: no ensemble members chosen: with --weights none every member would "
-                 "train from random initialisation; name them with --ensemble-models to ensemble "
-                 "anyway")  # fmt: skip
-        return []
-    here, main = offline_backbones(), backbone_key(cfg.model)
-    fitting = [c for c in AUTO_CANDIDATES if backbone_key(c) != main]
-    found = [c for c in fitting if backbone_key(c) in here]
-    chosen = found[:MAX_EXTRA_MEMBERS]
-    missing = [c for c in fitting if backbone_key(c) not in here]
-    why = f" ({', '.join(missing)}: no weights on this machine)" if missing else ""
-    if chosen:
-        log.info("preset best: ensemble members %s besides %s: the cheapest backbones with "
-                 "pretrained weights on this machine, at most %d%s", ", ".join(chosen), cfg.model,
-                 MAX_EXTRA_MEMBERS, why)  # fmt: skip
-    else:
-        log.info("preset best: no ensemble members: no other backbone of %s has weights on this "
-                 "machine%s; %s is fit alone", ", ".join(AUTO_CANDIDATES), why, cfg.model)  # fmt: skip
-    return chosen
+def _warn_offline(cfg: Any, backbones: list[str]) -> None:
+    if cfg.weights == "none" or not backbones:
+        return
+    here = offline_backbones()
+    for name in (n for n in backbones if backbone_key(n) not in here):
+        log.warning("ensemble member %s has no pretrained weights on this machine; its fit "
+                    "looks for them as --model would (download when online)", name)  # fmt: skip
 
 
 def _check_name(name: str) -> None:
@@ -140,4 +136,11 @@ def member_folder(name: str) -> str:
     return "".join("-" if ch in ":/\\ " else ch for ch in name)
 
 
-__all__ = ["AUTO_CANDIDATES", "MAX_EXTRA_MEMBERS", "choose_members", "member_folder"]
+__all__ = [
+    "DEFAULT_MEMBERS",
+    "LONG",
+    "LONG_FACTOR",
+    "choose_members",
+    "long_epochs",
+    "member_folder",
+]

@@ -39,16 +39,16 @@ class FitConfig:
     preset: Literal["fast", "balanced", "best"] | None = option(
         None,
         "fast (linear probe on frozen features), balanced (recipe auto), best (auto + TTA at "
-        "evaluation + an ensemble of backbones, see --ensemble-models); explicit options win "
-        "(docs/how-to/more-accuracy.md)",
+        "evaluation + an ensemble: --model's fit averaged with a longer fit of it, see "
+        "--ensemble-models); explicit options win (docs/how-to/more-accuracy.md)",
         default_text="none",
     )
     ensemble_models: list[str] | None = option(
         None,
-        "--preset best: the backbones fit like --model (same data, split, seed, image size, "
-        "epochs) and ensembled with it, comma-separated; an empty value ('') fits --model alone",
-        default_text="auto: up to 2 backbones whose pretrained weights are on this machine, "
-        "cheapest first (graft.ensembling.best)",
+        "--preset best: the members averaged with --model's fit, comma-separated: 'long' (--model "
+        "again, 3x the epochs after its head phase) and backbone names (fit like --model: same "
+        "data, split, seed, image size, epochs); an empty value ('') fits --model alone",
+        default_text="long (graft.ensembling.members)",
     )
     # data
     data: str | None = option(

@@ -5,13 +5,14 @@
   The features come from the last stage or the one before it, whichever has the better
   cross-validated accuracy (``layer="auto"``, :mod:`graft.features.probe_layers`).
 - ``balanced``: recipe ``auto`` (head, then everything with spread learning rates), today's default.
-- ``best``: ``auto`` + test-time augmentation in the reported accuracies + an ensemble of
-  backbones: ``--model`` and each of ``--ensemble-models`` (default: up to two other backbones whose
-  weights are on this machine, cheapest first) are fit the same way into ``OUT/members/NAME/`` and
-  combined into one ``ensemble`` bundle, ``OUT/bundle`` (:mod:`graft.ensembling.best`, which
-  installs itself here with :func:`set_best_runner`: ``graft.train`` sits below
-  :mod:`graft.ensembling` and never imports it). Weight averaging (:data:`AVERAGE_IN_BEST`) and
-  WiSE-FT (:data:`WISE_IN_BEST`) join each member's fit when the benchmark says they help.
+- ``best``: ``auto`` + test-time augmentation in the reported accuracies + an ensemble:
+  ``--model``'s ``auto`` fit averaged with its members, ``--ensemble-models`` (default ``long``:
+  ``--model`` again with 3x the epochs after the head phase; backbone names add other backbones),
+  each fit into ``OUT/members/NAME/`` and combined into one ``ensemble`` bundle, ``OUT/bundle``
+  (:mod:`graft.ensembling.best`, which installs itself here with :func:`set_best_runner`:
+  ``graft.train`` sits below :mod:`graft.ensembling` and never imports it). Weight averaging
+  (:data:`AVERAGE_IN_BEST`) and WiSE-FT (:data:`WISE_IN_BEST`) join each member's fit when the
+  benchmark says they help.
 
 Options given explicitly (keyword arguments, flags, values of a ``--config`` file that differ from
 the defaults) win over the preset's. The measured cost of each preset is in
@@ -141,7 +142,7 @@ def fit_best(cfg: Any, begun: float, **hooks: Any) -> Any:
     """
     if _best_runner is None:
         raise ConfigError(
-            "preset 'best' fits an ensemble of backbones, which needs graft.ensembling: call "
+            "preset 'best' fits an ensemble, which needs graft.ensembling: call "
             "graft.fit (or `graft fit`), or `import graft.ensembling.best` before "
             "graft.train.fit; or pass ensemble_models=[] to fit --model alone."
         )

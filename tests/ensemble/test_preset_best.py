@@ -147,31 +147,60 @@ def test_dry_run_plans_every_member_and_trains_nothing(tiny_folder_session, tmp_
     assert "member 1/2: test_efficientnet" in result.plan_text
     assert "member 2/2: test_efficientnet_gn" in result.plan_text
     assert result.metrics["estimated_seconds"] > 0 and not run.exists()
+    twin = fit(tiny_folder_session, preset="best", out=str(run), dry_run=True,
+               **{**TINY, "epochs": 2})  # fmt: skip
+    assert "member 2/2: test_efficientnet-long" in twin.plan_text
+    assert twin.plan_text.count("\nmember ") == 2 and not run.exists()
 
 
-def test_auto_members_are_the_cheapest_offline_backbones(monkeypatch, caplog):
+def test_default_members_are_model_and_its_long_twin(tiny_folder_session, tmp_path, monkeypatch):
+    monkeypatch.setattr(combine, "ENSEMBLE_WEIGHTS", "equal")
+    run = tmp_path / "twin"
+    result = fit(tiny_folder_session, preset="best", out=str(run), **{**TINY, "epochs": 2})
+    record = _metrics(run)
+    long_name = "test_efficientnet-long"
+    assert record["ensemble"]["members"] == ["test_efficientnet", long_name]
+    assert record["ensemble"]["weights"] == pytest.approx([0.5, 0.5])
+    first = FitConfig.load(run / "members" / "test_efficientnet" / "config.yaml")
+    twin = FitConfig.load(run / "members" / long_name / "config.yaml")
+    assert (first.epochs, first.head_epochs) == (2, 1)  # epochs 2: 1 head + 1 full
+    assert (twin.model, twin.epochs, twin.head_epochs) == ("test_efficientnet", 1 + 3 * 1, 1)
+    assert (twin.image_size, twin.seed, twin.ensemble_models) == (first.image_size, first.seed, [])
+    rows = (run / "members" / long_name / "metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == ["head", "full", "full", "full"]
+    assert load_bundle(result.bundle).kind == "ensemble"
+    assert FitConfig.load(run / "config.yaml").ensemble_models == ["long"]
+
+
+def test_a_head_only_first_fit_has_no_long_twin(tiny_folder_session, tmp_path, caplog):
+    run = tmp_path / "head-only"
+    with caplog.at_level(logging.INFO, logger="graft"):
+        result = fit(tiny_folder_session, preset="best", out=str(run), **TINY)  # epochs 1: head
+    assert "no 'long' member" in caplog.text
+    assert result.bundle == run / "bundle" and load_bundle(result.bundle).kind == "classifier"
+    assert sorted(p.name for p in (run / "members").iterdir()) == ["test_efficientnet"]
+    assert _metrics(run)["members"]["test_efficientnet"]["metrics"]["val_acc"] == pytest.approx(
+        result.metrics["val_acc"]
+    )  # fmt: skip
+
+
+def test_choose_members_default_names_and_repeats(monkeypatch, caplog):
     from graft.ensembling import members
 
-    every = {members.backbone_key(n) for n in members.AUTO_CANDIDATES}
-    monkeypatch.setattr(members, "offline_backbones", lambda: every)
+    monkeypatch.setattr(members, "offline_backbones", lambda: {members.backbone_key("test_vit")})
     lite0 = FitConfig(data="d", model="efficientnet_lite0")
-    assert choose_members(lite0) == ["tv:mobilenet_v2", "efficientnet_lite1"]
-    assert choose_members(FitConfig(data="d", model="tv:mobilenet_v2")) == [
-        "efficientnet_lite0", "efficientnet_lite1"
-    ]  # fmt: skip
-    only = {members.backbone_key("efficientnet_lite2")}
-    monkeypatch.setattr(members, "offline_backbones", lambda: only)
-    with caplog.at_level(logging.INFO, logger="graft"):
-        assert choose_members(lite0) == ["efficientnet_lite2"]
-    assert "tv:mobilenet_v2" in caplog.text and "no weights on this machine" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="graft"):
-        assert choose_members(lite0.replace(weights="none")) == []
-    assert "random initialisation" in caplog.text
-    # named members: --model itself and repeats count once, "auto" is the default
-    named = lite0.replace(ensemble_models=["tf_efficientnet_lite0,test_vit", "test_vit"])
-    assert choose_members(named) == ["test_vit"]
-    assert choose_members(lite0.replace(ensemble_models=["auto"])) == ["efficientnet_lite2"]
+    assert choose_members(lite0) == ["long"]
+    assert choose_members(lite0.replace(ensemble_models=["auto"])) == ["long"]
+    assert choose_members(lite0.replace(weights="none")) == ["long"]
+    # --model itself and repeats count once; "long" can sit among backbones
+    named = lite0.replace(ensemble_models=["tf_efficientnet_lite0,test_vit", "long,test_vit,long"])
+    assert choose_members(named) == ["test_vit", "long"]
+    with caplog.at_level(logging.WARNING, logger="graft"):
+        assert choose_members(lite0.replace(ensemble_models=["tv:mobilenet_v2"])) == [
+            "tv:mobilenet_v2"
+        ]  # fmt: skip
+    assert "tv:mobilenet_v2 has no pretrained weights on this machine" in caplog.text
+    assert members.long_epochs(epochs=11, head_epochs=8) == 8 + 3 * 3
 
 
 def test_fit_without_the_runner_says_what_to_import(tiny_folder_session, tmp_path):

@@ -95,7 +95,8 @@ def test_cli_preset_with_an_explicit_flag(tiny_folder, tmp_path, capsys):
     saved = FitConfig.load(run / "config.yaml")
     assert saved.average == "swa" and saved.tta  # the flag won, the preset filled the rest
     assert "val_acc_tta" in out["metrics"]
-    assert _metrics(run)["weights"]["average"]["method"] == "swa"
+    for member in ("test_efficientnet", "test_efficientnet-long"):  # best's default members
+        assert _metrics(run / "members" / member)["weights"]["average"]["method"] == "swa"
 
 
 def test_preset_fast_is_a_probe_bundle(tiny_folder, tmp_path, tiny_opts):
