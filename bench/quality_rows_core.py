@@ -1,6 +1,6 @@
 """Rows of bench/bench_quality.py for ``auto`` and its levers: WiSE-FT, weight averaging, presets.
 
-``auto``, ``auto+wise``, ``auto+swa``, ``auto+top-k``, ``auto+greedy-soup`` and ``preset-best``
+``auto``, ``auto+wise``, ``auto+swa``, ``auto+top-k``, ``auto+greedy-soup`` and ``auto+greedy-soup+tta`` (the first ``best``)
 differ only in what happens after training, and with the same seed their training runs are
 identical. So one ``graft.fit`` run per split and seed trains once (keeping the head-phase weights
 and every full-phase epoch with :class:`graft.train.snapshots.WeightSnapshots`), and each row
@@ -19,7 +19,14 @@ from types import SimpleNamespace
 from bench_quality import protocol
 
 _SHARED: dict[tuple[str, int], dict[str, dict]] = {}
-VARIANTS = ("auto", "auto+wise", "auto+swa", "auto+top-k", "auto+greedy-soup", "preset-best")
+VARIANTS = (
+    "auto",
+    "auto+wise",
+    "auto+swa",
+    "auto+top-k",
+    "auto+greedy-soup",
+    "auto+greedy-soup+tta",
+)
 
 
 def _options(seed: int) -> dict:
@@ -40,13 +47,13 @@ def _variant(name: str, parts, module, folder: Path, best: dict) -> dict:
     extra: dict = {}
     if name == "auto+wise":
         extra["wise_alpha"] = _wise(model, load_lp(folder), dm, device)["alpha"]
-    elif name in ("auto+swa", "auto+top-k", "auto+greedy-soup", "preset-best"):
-        method = "greedy-soup" if name == "preset-best" else name[5:]
+    elif name in ("auto+swa", "auto+top-k", "auto+greedy-soup", "auto+greedy-soup+tta"):
+        method = "greedy-soup" if name == "auto+greedy-soup+tta" else name[5:]
         cfg = SimpleNamespace(average=method, average_k=2)
         extra["average_epochs"] = _average(cfg, model, dm, epoch_snapshots(folder), device)[
             "epochs"
         ]
-    tta = name == "preset-best" and parts.cfg.flip
+    tta = name == "auto+greedy-soup+tta" and parts.cfg.flip
     test = accuracy(model, dm.test_dataloader(), device, tta=tta)
     val = accuracy(model, dm.val_dataloader(), device, tta=tta)
     return {"test_acc": test, "val_acc": val, "own_seconds": time.perf_counter() - started,
