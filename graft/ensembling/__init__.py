@@ -1,6 +1,6 @@
 """Ensembles of trained bundles as one bundle (``kind="ensemble"``): probability averaging with
 member weights chosen on a validation split; predict, evaluate, export and serve read it like any
-other bundle. ``graft fit --preset best`` fits an ensemble of backbones
+other bundle. ``graft fit --preset best`` fits an ensemble (``--model``, its longer twin, named backbones)
 (:mod:`graft.ensembling.best`, installed into ``graft.train`` when imported) and combines them with
 :func:`combine_members`.
 

@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "balanced": {"recipe": "auto"},
     "best": {"recipe": "auto", "average": AVERAGE_IN_BEST, "wise": WISE_IN_BEST, "tta": True},
 }
-# preset best's ensemble of backbones: (cfg, begun, **fit hooks) -> FitResult; installed by
+# preset best's ensemble runner: (cfg, begun, **fit hooks) -> FitResult; installed by
 # graft.ensembling.best when imported (graft.fit and the command line import it)
 BestRunner = Callable[..., Any]
 _best_runner: BestRunner | None = None
