@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graft.ensembling.members import LONG
+from graft.ensembling.members import LONG, choose_members, long_epochs, member_folder
 from graft.errors import ConfigError
 from graft.io import check_out_folder, read_json, write_json
 from graft.log import get_logger
@@ -78,7 +78,6 @@ def fit_best(cfg: Any, begun: float, **hooks: Any) -> Any:
     Example:
         >>> fit_best(FitConfig(data="data/pets", preset="best"), time.perf_counter())  # doctest: +SKIP
     """
-    from graft.ensembling.members import choose_members
     from graft.train.fitting import fit
 
     extras = choose_members(cfg)
@@ -166,7 +165,6 @@ def fit_member(cfg: Any, name: str, run: Path, shared: dict[str, Any], hooks: di
     Example:
         >>> fit_member(cfg, "tv:mobilenet_v2", Path("runs/best"), {"image_size": 224}, {})  # doctest: +SKIP
     """
-    from graft.ensembling.members import member_folder
     from graft.train.config import FitConfig
     from graft.train.fitting import fit
     from graft.train.run_guard import last_checkpoint
@@ -211,19 +209,14 @@ def member_config(cfg: Any, name: str, folder: Path, shared: dict[str, Any]) -> 
         >>> member_config(cfg, "tv:mobilenet_v2", Path("runs/b/members/tv-mobilenet_v2"), {}).model  # doctest: +SKIP
         'tv:mobilenet_v2'
     """
-    from graft.ensembling.members import long_epochs
-
     changes: dict[str, Any] = {"model": cfg.model, "out": str(folder), "ensemble_models": [],
                                "resume": False, "resume_force": False}  # fmt: skip
+    resolved = {k: v for k, v in shared.items() if v is not None}
     if name == LONG:
         head = shared.get("head_epochs") or 0
-        changes.update(image_size=shared.get("image_size"),
-                       epochs=long_epochs(shared["epochs"], head),
-                       head_epochs=shared.get("head_epochs"))  # fmt: skip
+        changes.update(resolved, epochs=long_epochs(shared["epochs"], head))
     elif name != cfg.model:
-        changes.update(
-            model=name, model_args={}, **{k: v for k, v in shared.items() if v is not None}
-        )
+        changes.update(resolved, model=name, model_args={})
         if cfg.weights not in ("pretrained", "none"):  # a weights file belongs to --model
             changes["weights"] = "pretrained"
     return cfg.replace(**changes)
@@ -247,7 +240,6 @@ def _check_same_run(saved: Any, wanted: Any, folder: Path) -> None:
 
 def _dry_run(cfg: Any, extras: list[str], hooks: dict) -> Any:
     """The plan of every member and their estimates; nothing trained or written."""
-    from graft.ensembling.members import member_folder
     from graft.train.fitting import FitResult, fit
 
     run = Path(cfg.out)
