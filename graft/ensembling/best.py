@@ -104,8 +104,10 @@ def _fit_all(cfg: Any, extras: list[str], run: Path, begun: float, hooks: dict) 
     chosen.save(run / "config.yaml")
     main = fit_member(cfg, cfg.model, run, {}, hooks)
     shared = {k: getattr(main.config, k) for k in SHARED}
-    wanted = [n for n in extras if n != LONG or _long_differs(shared)]
-    members = [main, *(fit_member(cfg, name, run, shared, hooks) for name in wanted)]
+    members = [
+        main,
+        *(fit_member(cfg, name, run, shared, hooks) for name in _wanted(extras, shared)),
+    ]
     if len(members) == 1:
         return _alone(main, run, begun)
     combined = combine_members(
@@ -123,14 +125,15 @@ def _fit_all(cfg: Any, extras: list[str], run: Path, begun: float, hooks: dict) 
     return FitResult(run, combined.bundle, metrics, config=chosen)
 
 
-def _long_differs(shared: dict[str, Any]) -> bool:
-    """False (and logged) when the first fit has no epochs after its head phase to lengthen."""
+def _wanted(extras: list[str], shared: dict[str, Any]) -> list[str]:
+    """``extras`` to fit after the first member: without :data:`LONG` when the first fit has no
+    epochs after its head phase to lengthen (``shared``: its resolved values; logged)."""
     head, total = shared.get("head_epochs") or 0, shared["epochs"]
-    if total > head:
-        return True
+    if total > head or LONG not in extras:
+        return extras
     log.info("preset best: no '%s' member: the first fit has no epochs after its head phase "
              "(epochs %d, head epochs %d), so a longer one would be the same fit", LONG, total, head)  # fmt: skip
-    return False
+    return [n for n in extras if n != LONG]
 
 
 def _alone(main: MemberRun, run: Path, begun: float) -> Any:
@@ -243,22 +246,24 @@ def _dry_run(cfg: Any, extras: list[str], hooks: dict) -> Any:
     from graft.train.fitting import FitResult, fit
 
     run = Path(cfg.out)
-    lines = [f"preset best: an ensemble of {cfg.model} (--model) and "
-             f"{', '.join(member_label(cfg, n) for n in extras)}, each fit into "
-             f"{run}/{MEMBERS}/<name>/, then combined into {run}/bundle"]  # fmt: skip
-    shared: dict[str, Any] = {}
-    total = 0.0
-    names = [cfg.model, *extras]
-    for i, name in enumerate(names, 1):
-        if name == LONG and not _long_differs(shared):
-            continue
-        folder = run / MEMBERS / member_folder(member_label(cfg, name))
-        plan = fit(config=member_config(cfg, name, folder, shared).replace(dry_run=True), **hooks)
-        if i == 1:
-            shared = {k: getattr(plan.config, k) for k in SHARED}
-        seconds = float(plan.metrics.get("estimated_seconds", 0.0))
-        total += seconds
-        lines += [f"\nmember {i}/{len(names)}: {member_label(cfg, name)}", plan.plan_text]
+
+    def plan(name: str, shared: dict[str, Any]) -> tuple[str, Any]:
+        label = member_label(cfg, name)
+        folder = run / MEMBERS / member_folder(label)
+        return label, fit(config=member_config(cfg, name, folder, shared).replace(dry_run=True),
+                          **hooks)  # fmt: skip
+
+    first = plan(cfg.model, {})
+    shared = {k: getattr(first[1].config, k) for k in SHARED}
+    plans = [first, *(plan(name, shared) for name in _wanted(extras, shared))]
+    others = ", ".join(label for label, _ in plans[1:])
+    lines = [f"preset best: an ensemble of {cfg.model} (--model) and {others}, each fit into "
+             f"{run}/{MEMBERS}/<name>/, then combined into {run}/bundle" if others else
+             f"preset best: {cfg.model} alone, fit into {run}/{MEMBERS}/{member_folder(cfg.model)}/ "
+             f"and copied to {run}/bundle"]  # fmt: skip
+    for i, (label, p) in enumerate(plans, 1):
+        lines += [f"\nmember {i}/{len(plans)}: {label}", p.plan_text]
+    total = sum(float(p.metrics.get("estimated_seconds", 0.0)) for _, p in plans)
     lines.append(f"\npreset best: about {total:.0f} s for the members, plus the combine step (each "
                  "member over the validation and test images, twice with TTA)")  # fmt: skip
     return FitResult(run, run / "bundle", {"estimated_seconds": round(total, 3)},

@@ -177,6 +177,11 @@ def test_a_head_only_first_fit_has_no_long_twin(tiny_folder_session, tmp_path, c
     with caplog.at_level(logging.INFO, logger="graft"):
         result = fit(tiny_folder_session, preset="best", out=str(run), **TINY)  # epochs 1: head
     assert "no 'long' member" in caplog.text
+    plan = fit(tiny_folder_session, preset="best", out=str(tmp_path / "dry"), dry_run=True, **TINY)
+    assert "test_efficientnet alone" in plan.plan_text and "member 1/1: test_efficientnet" in (
+        plan.plan_text
+    )  # fmt: skip
+    assert "-long" not in plan.plan_text
     assert result.bundle == run / "bundle" and load_bundle(result.bundle).kind == "classifier"
     assert sorted(p.name for p in (run / "members").iterdir()) == ["test_efficientnet"]
     assert _metrics(run)["members"]["test_efficientnet"]["metrics"]["val_acc"] == pytest.approx(
