@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from typing import Any
 
 from graft.ensembling.members import LONG, choose_members, long_epochs, member_folder
 from graft.errors import ConfigError
-from graft.io import check_out_folder, read_json, write_json
+from graft.io import check_out_folder, make_temp_dir, read_json, write_json
 from graft.log import get_logger
 from graft.train.presets import set_best_runner
 
@@ -137,10 +138,18 @@ def _wanted(extras: list[str], shared: dict[str, Any]) -> list[str]:
 
 
 def _alone(main: MemberRun, run: Path, begun: float) -> Any:
-    """The first fit is the only member: its bundle copied to ``run/bundle``, its metrics."""
+    """The first fit is the only member: its bundle copied to ``run/bundle`` (the listed files,
+    renamed into place), its metrics."""
+    from graft.ensembling.storage import copy_bundle
     from graft.train.fitting import FitResult
 
-    shutil.copytree(main.bundle, run / "bundle", dirs_exist_ok=True)  # a rerun overwrites it
+    dest = run / "bundle"  # fit_best refused a run folder that holds one
+    tmp = make_temp_dir(dest)
+    try:  # a copy that stops half-way leaves no bundle/ that looks finished
+        copy_bundle(main.bundle, tmp / dest.name)
+        os.replace(tmp / dest.name, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     metrics = {**main.metrics, "fit_seconds": round(time.perf_counter() - begun, 2)}
     write_json(run / "metrics.json", {"metrics": metrics, "preset": "best",
                                       "members": {main.name: main.to_dict()}})  # fmt: skip

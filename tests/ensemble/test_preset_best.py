@@ -184,6 +184,7 @@ def test_a_head_only_first_fit_has_no_long_twin(tiny_folder_session, tmp_path, c
     assert "-long" not in plan.plan_text
     assert result.bundle == run / "bundle" and load_bundle(result.bundle).kind == "classifier"
     assert sorted(p.name for p in (run / "members").iterdir()) == ["test_efficientnet"]
+    assert not list(run.glob(".bundle*"))  # the copy's temporary folder is gone
     assert _metrics(run)["members"]["test_efficientnet"]["metrics"]["val_acc"] == pytest.approx(
         result.metrics["val_acc"]
     )  # fmt: skip
